@@ -1,0 +1,1313 @@
+/*
+ * distill-guard: detects distillation campaigns at an LLM API gateway.
+ *
+ * This file is the nginx glue: directives, configuration, the preaccess
+ * phase handler that reads the body and waits for Redis, the variables
+ * and the response headers.  The engine (prompt parsing, features,
+ * scoring, the Redis scripts) lives in src/ and knows no nginx.
+ */
+
+#include <openssl/sha.h>
+
+#include "ngx_distill_guard_module.h"
+#include "dg_key.h"
+
+
+#define NGX_DG_STATE_NEW            0
+#define NGX_DG_STATE_BODY           1
+#define NGX_DG_STATE_REDIS          2
+#define NGX_DG_STATE_DONE           3
+
+#define NGX_DG_BODY_MAX_LIMIT       (16 * 1024 * 1024)
+#define NGX_DG_SHM_SIZE             (1024 * 1024)
+
+
+static ngx_int_t ngx_http_distill_guard_handler(ngx_http_request_t *r);
+static void ngx_http_distill_guard_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_distill_guard_account(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_distill_guard_features(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_distill_guard_body(ngx_http_request_t *r,
+    size_t max, u_char **data, size_t *len, ngx_uint_t *truncated);
+static void ngx_http_distill_guard_redis_done(ngx_dg_op_t *op);
+static void ngx_http_distill_guard_timeout(ngx_event_t *ev);
+static void ngx_http_distill_guard_resume(ngx_http_request_t *r);
+static void ngx_http_distill_guard_unavailable(
+    ngx_http_distill_guard_ctx_t *ctx);
+static void ngx_http_distill_guard_decide(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_distill_guard_verdict(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
+static size_t ngx_http_distill_guard_subnet(ngx_http_request_t *r,
+    char *buf, size_t size);
+static ngx_http_distill_guard_ctx_t *ngx_http_distill_guard_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_distill_guard_cleanup(void *data);
+
+static ngx_int_t ngx_http_distill_guard_header_filter(ngx_http_request_t *r);
+
+static ngx_int_t ngx_http_distill_guard_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_distill_guard_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static void *ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+static void *ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static char *ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_distill_guard_body_max_check(ngx_conf_t *cf,
+    void *post, void *data);
+static void ngx_http_distill_guard_cot_cleanup(void *data);
+static ngx_int_t ngx_http_distill_guard_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_distill_guard_init_process(ngx_cycle_t *cycle);
+static void ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_distill_guard_fail_modes[] = {
+    { ngx_string("open"), NGX_DG_FAIL_OPEN },
+    { ngx_string("closed"), NGX_DG_FAIL_CLOSED },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_post_t  ngx_http_distill_guard_secret_post =
+    { ngx_http_distill_guard_secret_check };
+
+static ngx_conf_post_t  ngx_http_distill_guard_body_max_post =
+    { ngx_http_distill_guard_body_max_check };
+
+
+static ngx_command_t  ngx_http_distill_guard_commands[] = {
+
+    { ngx_string("distill_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("distill_guard_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, key),
+      NULL },
+
+    { ngx_string("distill_guard_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_main_conf_t, secret),
+      &ngx_http_distill_guard_secret_post },
+
+    { ngx_string("distill_guard_body_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, body_max),
+      &ngx_http_distill_guard_body_max_post },
+
+    { ngx_string("distill_guard_cot_pattern"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_distill_guard_cot_pattern,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("distill_guard_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_distill_guard_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("distill_guard_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_main_conf_t, prefix),
+      NULL },
+
+    { ngx_string("distill_guard_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_main_conf_t, window),
+      NULL },
+
+    { ngx_string("distill_guard_fail"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, fail),
+      &ngx_http_distill_guard_fail_modes },
+
+    { ngx_string("distill_guard_stats"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_dg_stats_directive,
+      0,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_distill_guard_module_ctx = {
+    ngx_http_distill_guard_add_variables,  /* preconfiguration */
+    ngx_http_distill_guard_init,           /* postconfiguration */
+
+    ngx_http_distill_guard_create_main_conf, /* create main configuration */
+    ngx_http_distill_guard_init_main_conf,   /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_distill_guard_create_loc_conf, /* create location configuration */
+    ngx_http_distill_guard_merge_loc_conf  /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_distill_guard_module = {
+    NGX_MODULE_V1,
+    &ngx_distill_guard_module_ctx,         /* module context */
+    ngx_http_distill_guard_commands,       /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_distill_guard_init_process,   /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_distill_guard_exit_process,   /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+#define NGX_DG_VAR_FEATURES     0
+#define NGX_DG_VAR_SCORE        1
+#define NGX_DG_VAR_ACTION       2
+#define NGX_DG_VAR_SIGNALS      3
+#define NGX_DG_VAR_KEY_ID       4
+
+
+static ngx_http_variable_t  ngx_http_distill_guard_vars[] = {
+
+    { ngx_string("distill_guard_features"), NULL,
+      ngx_http_distill_guard_variable, NGX_DG_VAR_FEATURES,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("distill_guard_score"), NULL,
+      ngx_http_distill_guard_variable, NGX_DG_VAR_SCORE,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("distill_guard_action"), NULL,
+      ngx_http_distill_guard_variable, NGX_DG_VAR_ACTION,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("distill_guard_signals"), NULL,
+      ngx_http_distill_guard_variable, NGX_DG_VAR_SIGNALS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("distill_guard_key_id"), NULL,
+      ngx_http_distill_guard_variable, NGX_DG_VAR_KEY_ID,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_distill_guard_actions[] = {
+    ngx_string("pass"),
+    ngx_string("tag"),
+    ngx_string("throttle"),
+    ngx_string("skip")
+};
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+static ngx_int_t
+ngx_http_distill_guard_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                           rc;
+    ngx_http_distill_guard_ctx_t       *ctx;
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    /* subrequests (mirror, SSI, auth_request) belong to their main one */
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    if (!dlcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_distill_guard_get_ctx(r);
+
+    if (ctx) {
+        if (ctx->state == NGX_DG_STATE_DONE) {
+            return ngx_http_distill_guard_verdict(r, ctx);
+        }
+
+        /* still waiting for the body or for Redis */
+        return NGX_AGAIN;
+    }
+
+    rc = ngx_http_distill_guard_account(r, NULL);
+
+    if (rc == NGX_OK) {
+        ctx = ngx_http_get_module_ctx(r, ngx_distill_guard_module);
+        return ngx_http_distill_guard_verdict(r, ctx);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Starts accounting a request: NGX_OK when the verdict is known now,
+ * NGX_AGAIN while it waits (body or Redis), or an HTTP error status.
+ */
+
+static ngx_int_t
+ngx_http_distill_guard_account(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    size_t                               len;
+    u_char                              *key;
+    ngx_int_t                            rc;
+    ngx_str_t                            value;
+    ngx_dg_op_t                         *op;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_distill_guard_loc_conf_t   *dlcf;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+    dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
+
+    if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool,
+                                   sizeof(ngx_http_distill_guard_ctx_t));
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx = cln->data;
+        ngx_memzero(ctx, sizeof(ngx_http_distill_guard_ctx_t));
+        ctx->request = r;
+        cln->handler = ngx_http_distill_guard_cleanup;
+
+        ngx_http_set_ctx(r, ctx, ngx_distill_guard_module);
+        ngx_dg_count(requests);
+
+        if (ngx_http_complex_value(r, dlcf->key, &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = value.len;
+        key = (u_char *) dg_key_normalize((char *) value.data, &len);
+
+        if (len == 0) {
+            ctx->action = NGX_DG_ACTION_SKIP;
+            ctx->state = NGX_DG_STATE_DONE;
+            ngx_dg_count(skipped);
+            return NGX_OK;
+        }
+
+        if (dg_key_id((char *) dmcf->secret.data, dmcf->secret.len,
+                      (char *) key, len, ctx->key_id)
+            != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+            ctx->state = NGX_DG_STATE_BODY;
+            ctx->in_handler = 1;
+
+            rc = ngx_http_read_client_request_body(r,
+                                        ngx_http_distill_guard_body_handler);
+
+            ctx->in_handler = 0;
+
+            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+                return rc;
+            }
+
+            /* balances the count taken by reading the body */
+            ngx_http_finalize_request(r, NGX_DONE);
+
+            if (!ctx->body_done) {
+                return NGX_AGAIN;
+            }
+        }
+    }
+
+    if (ngx_http_distill_guard_features(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!dmcf->redis_set) {
+        ngx_http_distill_guard_decide(r, ctx);
+        return NGX_OK;
+    }
+
+    if (!ngx_dg_redis_ready() || (op = ngx_dg_redis_op_alloc()) == NULL) {
+        ngx_http_distill_guard_unavailable(ctx);
+        ngx_http_distill_guard_decide(r, ctx);
+        return NGX_OK;
+    }
+
+    op->features = ctx->features;
+    ngx_memcpy(op->key_id, ctx->key_id, sizeof(op->key_id));
+    (void) ngx_http_distill_guard_subnet(r, op->subnet, sizeof(op->subnet));
+
+    op->req.prefix = (char *) dmcf->prefix.data;
+    op->req.prefix_len = dmcf->prefix.len;
+    op->req.key_id = op->key_id;
+    op->req.window_ms = dmcf->window;
+    op->req.now_ms = (uint64_t) ngx_time() * 1000 + ngx_timeofday()->msec;
+    op->req.features = &op->features;
+    op->req.subnet = op->subnet;
+    op->data = ctx;
+    op->handler = ngx_http_distill_guard_redis_done;
+
+    if (ngx_dg_redis_send(op) != NGX_OK) {
+        ngx_http_distill_guard_unavailable(ctx);
+        ngx_http_distill_guard_decide(r, ctx);
+        return NGX_OK;
+    }
+
+    ctx->op = op;
+    ctx->state = NGX_DG_STATE_REDIS;
+
+    ctx->timer.handler = ngx_http_distill_guard_timeout;
+    ctx->timer.data = r;
+    ctx->timer.log = r->connection->log;
+    ngx_add_timer(&ctx->timer, dmcf->redis.timeout);
+
+    /* notice a client that goes away while we wait */
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_distill_guard_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_distill_guard_module);
+    ctx->body_done = 1;
+
+    if (ctx->in_handler) {
+        /* the body was already there: the phase handler goes on */
+        return;
+    }
+
+    rc = ngx_http_distill_guard_account(r, ctx);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_features(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    u_char                             *body, *scratch;
+    size_t                              len;
+    ngx_uint_t                          truncated;
+    dg_prompt_t                         prompt;
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    if (ngx_http_distill_guard_body(r, dlcf->body_max, &body, &len,
+                                    &truncated)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    scratch = ngx_pnalloc(r->pool, len + 1);
+    if (scratch == NULL) {
+        return NGX_ERROR;
+    }
+
+    dg_prompt_parse(&prompt, (char *) body, len, (char *) scratch, len + 1);
+    dg_features_compute(&ctx->features, &prompt, dlcf->cot);
+
+    if (truncated) {
+        ctx->features.truncated = 1;
+        ngx_dg_count(truncated);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first max bytes of the body: in place when they sit in one memory
+ * buffer, else gathered from the chain, reading the temp file if needed.
+ */
+
+static ngx_int_t
+ngx_http_distill_guard_body(ngx_http_request_t *r, size_t max, u_char **data,
+    size_t *len, ngx_uint_t *truncated)
+{
+    u_char       *p;
+    off_t         total, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *data = (u_char *) "";
+    *len = 0;
+    *truncated = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    total = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        total += ngx_buf_size(cl->buf);
+    }
+
+    if (total > (off_t) max) {
+        *truncated = 1;
+        total = max;
+    }
+
+    cl = r->request_body->bufs;
+    b = cl->buf;
+
+    if (!b->in_file && b->last - b->pos >= total) {
+        *data = b->pos;
+        *len = (size_t) total;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) total);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+
+    for ( /* void */ ; cl && total > 0; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_min(ngx_buf_size(b), total);
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
+            if (n != (ssize_t) size) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "distill_guard: short read of the body's "
+                              "temp file");
+                return NGX_ERROR;
+            }
+
+        } else {
+            ngx_memcpy(p, b->pos, (size_t) size);
+        }
+
+        p += size;
+        total -= size;
+    }
+
+    *len = p - *data;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_distill_guard_redis_done(ngx_dg_op_t *op)
+{
+    ngx_http_request_t            *r;
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    ctx = op->data;
+    r = ctx->request;
+    ctx->op = NULL;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    if (op->have_window) {
+        ctx->profile = op->profile;
+        ctx->have_profile = 1;
+
+    } else {
+        ngx_http_distill_guard_unavailable(ctx);
+    }
+
+    ngx_http_distill_guard_decide(r, ctx);
+    ngx_http_distill_guard_resume(r);
+}
+
+
+static void
+ngx_http_distill_guard_timeout(ngx_event_t *ev)
+{
+    ngx_http_request_t            *r;
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    r = ev->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_distill_guard_module);
+
+    /* the reply may still come: it will find no request and be dropped */
+    if (ctx->op) {
+        ctx->op->data = NULL;
+        ctx->op = NULL;
+    }
+
+    ngx_dg_count(redis_timeouts);
+    ngx_http_distill_guard_unavailable(ctx);
+    ngx_http_distill_guard_decide(r, ctx);
+    ngx_http_distill_guard_resume(r);
+}
+
+
+static void
+ngx_http_distill_guard_resume(ngx_http_request_t *r)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_distill_guard_unavailable(ngx_http_distill_guard_ctx_t *ctx)
+{
+    if (!ctx->redis_unavailable) {
+        ctx->redis_unavailable = 1;
+        ngx_dg_count(redis_unavailable);
+    }
+}
+
+
+static void
+ngx_http_distill_guard_decide(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    ctx->state = NGX_DG_STATE_DONE;
+    ctx->action = NGX_DG_ACTION_PASS;
+
+    if (ctx->have_profile) {
+        dg_score_compute(&ctx->score, NULL, &ctx->profile, &ctx->features);
+    }
+
+    if (ctx->redis_unavailable) {
+        ctx->score.signals |= 1u << DG_SIG_REDIS_UNAVAILABLE;
+
+        if (dlcf->fail == NGX_DG_FAIL_CLOSED) {
+            ctx->action = NGX_DG_ACTION_THROTTLE;
+            ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+
+    switch (ctx->action) {
+
+    case NGX_DG_ACTION_TAG:
+        ngx_dg_count(tagged);
+        break;
+
+    case NGX_DG_ACTION_THROTTLE:
+        ngx_dg_count(refused);
+        break;
+
+    default:
+        ngx_dg_count(passed);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_verdict(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    if (ctx->status) {
+        return ctx->status;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* the client's network: /24 for IPv4, /48 for IPv6 */
+
+static size_t
+ngx_http_distill_guard_subnet(ngx_http_request_t *r, char *buf, size_t size)
+{
+    u_char               *p, *a;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    p = (u_char *) buf;
+
+    switch (r->connection->sockaddr->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) r->connection->sockaddr;
+        a = (u_char *) &sin->sin_addr;
+        p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[0], a[1], a[2]);
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) r->connection->sockaddr;
+        a = sin6->sin6_addr.s6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[12], a[13],
+                             a[14]);
+
+        } else {
+            p = ngx_snprintf(p, size - 1, "%xd:%xd:%xd",
+                             (a[0] << 8) | a[1], (a[2] << 8) | a[3],
+                             (a[4] << 8) | a[5]);
+        }
+
+        break;
+#endif
+
+    default:
+        break;
+    }
+
+    *p = '\0';
+
+    return p - (u_char *) buf;
+}
+
+
+/*
+ * An internal redirect clears the module contexts; the one of the main
+ * request survives as the data of its pool cleanup, so a redirected
+ * request is accounted once (the way the realip module keeps its ctx).
+ */
+
+static ngx_http_distill_guard_ctx_t *
+ngx_http_distill_guard_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_distill_guard_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_distill_guard_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_distill_guard_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_distill_guard_cleanup(void *data)
+{
+    ngx_http_distill_guard_ctx_t  *ctx = data;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    /* a reply still on its way must not find this request */
+    if (ctx->op) {
+        ctx->op->data = NULL;
+        ctx->op = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_header_filter(ngx_http_request_t *r)
+{
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_distill_guard_get_ctx(r);
+
+    if (ctx == NULL || ctx->state != NGX_DG_STATE_DONE) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* response headers are added by the detection issue's code */
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                        *p;
+    size_t                         len;
+    char                           window[512];
+    ngx_http_distill_guard_ctx_t  *ctx;
+
+    ctx = (r == r->main) ? ngx_http_distill_guard_get_ctx(r)
+                         : ngx_http_distill_guard_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->state != NGX_DG_STATE_DONE) {
+        if (data == NGX_DG_VAR_ACTION) {
+            v->data = ngx_http_distill_guard_actions[NGX_DG_ACTION_SKIP].data;
+            v->len = ngx_http_distill_guard_actions[NGX_DG_ACTION_SKIP].len;
+            goto found;
+        }
+
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_DG_VAR_FEATURES:
+
+        if (ctx->action == NGX_DG_ACTION_SKIP) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        if (ctx->features_json.data == NULL) {
+            if (ctx->have_profile) {
+                (void) dg_profile_json(&ctx->profile, window,
+                                       sizeof(window));
+            }
+
+            p = ngx_pnalloc(r->pool, DG_FEATURES_JSON_MAX + sizeof(window));
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            len = dg_features_json(&ctx->features,
+                                   ctx->have_profile ? window : NULL,
+                                   (char *) p,
+                                   DG_FEATURES_JSON_MAX + sizeof(window));
+            ctx->features_json.data = p;
+            ctx->features_json.len = len;
+        }
+
+        v->data = ctx->features_json.data;
+        v->len = ctx->features_json.len;
+        break;
+
+    case NGX_DG_VAR_SCORE:
+        p = ngx_pnalloc(r->pool, sizeof("0.000") - 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = ngx_sprintf(p, "%ui.%03ui",
+                             (ngx_uint_t) ctx->score.score_milli / 1000,
+                             (ngx_uint_t) ctx->score.score_milli % 1000)
+                 - p;
+        v->data = p;
+        break;
+
+    case NGX_DG_VAR_ACTION:
+        v->data = ngx_http_distill_guard_actions[ctx->action].data;
+        v->len = ngx_http_distill_guard_actions[ctx->action].len;
+        break;
+
+    case NGX_DG_VAR_SIGNALS:
+        p = ngx_pnalloc(r->pool, 128);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->len = dg_signals_str(ctx->score.signals, (char *) p, 128);
+        v->data = p;
+        break;
+
+    default: /* NGX_DG_VAR_KEY_ID */
+
+        if (ctx->key_id[0] == '\0') {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        v->data = (u_char *) ctx->key_id;
+        v->len = DG_KEY_ID_LEN;
+        break;
+    }
+
+found:
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_distill_guard_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_distill_guard_main_conf_t));
+    if (dmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->secret = { 0, NULL };
+     *     dmcf->prefix = { 0, NULL };
+     *     dmcf->redis_set = 0;
+     */
+
+    dmcf->window = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.db = NGX_CONF_UNSET;
+    dmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.max_inflight = NGX_CONF_UNSET_UINT;
+
+    return dmcf;
+}
+
+
+static void
+ngx_http_distill_guard_sha1(const char *text, size_t len, char *out)
+{
+    u_char  md[SHA_DIGEST_LENGTH];
+
+    SHA1((const u_char *) text, len, md);
+    ngx_hex_dump((u_char *) out, md, SHA_DIGEST_LENGTH);
+    out[DG_SHA1_HEX_LEN] = '\0';
+}
+
+
+static char *
+ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf = conf;
+
+    if (dmcf->prefix.data == NULL) {
+        ngx_str_set(&dmcf->prefix, "dg");
+    }
+
+    ngx_conf_init_msec_value(dmcf->window, 3600 * 1000);
+    ngx_conf_init_value(dmcf->redis.db, 0);
+    ngx_conf_init_msec_value(dmcf->redis.connect_timeout, 100);
+    ngx_conf_init_msec_value(dmcf->redis.timeout, 50);
+    ngx_conf_init_uint_value(dmcf->redis.max_inflight, 4096);
+
+    if (dmcf->window < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_window\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->prefix.len == 0 || dmcf->prefix.len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_redis_prefix\" must be 1 to 64 "
+                           "characters");
+        return NGX_CONF_ERROR;
+    }
+
+    /* EVALSHA needs no SCRIPT LOAD reply: the digest is known here */
+    ngx_http_distill_guard_sha1(dg_window_lua, dg_window_lua_len,
+                                dmcf->window_sha);
+    ngx_http_distill_guard_sha1(dg_fanout_lua, dg_fanout_lua_len,
+                                dmcf->fanout_sha);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_distill_guard_loc_conf_t));
+    if (dlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dlcf->key = NULL;
+     *     dlcf->cot_patterns = NULL;
+     *     dlcf->cot = NULL;
+     */
+
+    dlcf->enable = NGX_CONF_UNSET;
+    dlcf->body_max = NGX_CONF_UNSET_SIZE;
+    dlcf->fail = NGX_CONF_UNSET_UINT;
+
+    return dlcf;
+}
+
+
+static char *
+ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_distill_guard_loc_conf_t  *prev = parent;
+    ngx_http_distill_guard_loc_conf_t  *conf = child;
+
+    ngx_str_t                            *pat, *s;
+    ngx_uint_t                            i;
+    ngx_array_t                          *all;
+    ngx_pool_cleanup_t                   *cln;
+    ngx_http_compile_complex_value_t      ccv;
+    ngx_http_distill_guard_main_conf_t   *dmcf;
+    char                                  err[256];
+    u_char                               *re;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_size_value(conf->body_max, prev->body_max, 64 * 1024);
+    ngx_conf_merge_uint_value(conf->fail, prev->fail, NGX_DG_FAIL_OPEN);
+
+    if (conf->key == NULL) {
+        conf->key = prev->key;
+    }
+
+    if (conf->key == NULL) {
+        conf->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ngx_str_set(&ccv.value, "$http_authorization");
+        ccv.complex_value = conf->key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /*
+     * A level's own patterns add to those it inherits, so a pattern set at
+     * http level still counts in a location that adds one more.
+     */
+
+    if (conf->cot_patterns == NULL) {
+        conf->cot_patterns = prev->cot_patterns;
+        conf->cot = prev->cot;
+
+    } else if (prev->cot_patterns) {
+        all = ngx_array_create(cf->pool, prev->cot_patterns->nelts
+                               + conf->cot_patterns->nelts,
+                               sizeof(ngx_str_t));
+        if (all == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        pat = prev->cot_patterns->elts;
+        for (i = 0; i < prev->cot_patterns->nelts; i++) {
+            s = ngx_array_push(all);
+            *s = pat[i];
+        }
+
+        pat = conf->cot_patterns->elts;
+        for (i = 0; i < conf->cot_patterns->nelts; i++) {
+            s = ngx_array_push(all);
+            *s = pat[i];
+        }
+
+        conf->cot_patterns = all;
+        conf->cot = NULL;
+    }
+
+    if (conf->cot == NULL) {
+        conf->cot = dg_cot_create();
+        if (conf->cot == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            dg_cot_free(conf->cot);
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_http_distill_guard_cot_cleanup;
+        cln->data = conf->cot;
+
+        pat = conf->cot_patterns ? conf->cot_patterns->elts : NULL;
+
+        for (i = 0; pat && i < conf->cot_patterns->nelts; i++) {
+            re = pat[i].data;   /* NUL-terminated by the parser */
+
+            if (dg_cot_add_pattern(conf->cot, (char *) re, err, sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid distill_guard_cot_pattern "
+                                   "\"%V\": %s", &pat[i], err);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (prev->cot == NULL && conf->cot_patterns == NULL) {
+            prev->cot = conf->cot;
+        }
+    }
+
+    if (conf->enable) {
+        dmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_distill_guard_module);
+        if (dmcf->secret.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"distill_guard\" is on but "
+                               "\"distill_guard_secret\" is not set");
+            return NGX_CONF_ERROR;
+        }
+
+        dmcf->enabled = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_distill_guard_cot_cleanup(void *data)
+{
+    dg_cot_free(data);
+}
+
+
+static char *
+ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf = conf;
+
+    if (dmcf->redis_set) {
+        return "is duplicate";
+    }
+
+    dmcf->redis_set = 1;
+
+    return ngx_dg_redis_parse(cf, &dmcf->redis, cf->args->elts,
+                              cf->args->nelts);
+}
+
+
+static char *
+ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
+
+    char        err[256];
+    dg_cot_t   *cot;
+    ngx_str_t  *value, *pat;
+
+    value = cf->args->elts;
+
+    /* compiled here once to fail `nginx -t` on the line at fault */
+    cot = dg_cot_create();
+    if (cot == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (dg_cot_add_pattern(cot, (char *) value[1].data, err, sizeof(err))
+        != 0)
+    {
+        dg_cot_free(cot);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid regex \"%V\" in "
+                           "\"distill_guard_cot_pattern\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    dg_cot_free(cot);
+
+    if (dlcf->cot_patterns == NULL) {
+        dlcf->cot_patterns = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (dlcf->cot_patterns == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pat = ngx_array_push(dlcf->cot_patterns);
+    if (pat == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pat = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (s->len == 0) {
+        return "must not be empty";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_distill_guard_body_max_check(ngx_conf_t *cf, void *post,
+    void *data)
+{
+    size_t  *sp = data;
+
+    if (*sp == 0 || *sp > NGX_DG_BODY_MAX_LIMIT) {
+        return "must be between 1 and 16m";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_init(ngx_conf_t *cf)
+{
+    ngx_str_t                            name;
+    ngx_http_handler_pt                 *h;
+    ngx_http_core_main_conf_t           *cmcf;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_distill_guard_module);
+
+    ngx_str_set(&name, "distill_guard");
+    dmcf->shm_zone = ngx_shared_memory_add(cf, &name, NGX_DG_SHM_SIZE,
+                                           &ngx_distill_guard_module);
+    if (dmcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    dmcf->shm_zone->init = ngx_dg_stats_init_zone;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_distill_guard_handler;
+
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_distill_guard_header_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_distill_guard_module);
+
+    if (dmcf == NULL || !dmcf->redis_set || !dmcf->enabled) {
+        return NGX_OK;
+    }
+
+    return ngx_dg_redis_init_process(cycle, dmcf);
+}
+
+
+static void
+ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_distill_guard_module);
+
+    if (dmcf == NULL || !dmcf->redis_set || !dmcf->enabled) {
+        return;
+    }
+
+    ngx_dg_redis_exit_process(cycle);
+}

@@ -1,0 +1,160 @@
+/*
+ * distill-guard: declarations shared by the nginx glue files.
+ */
+
+#ifndef NGX_DISTILL_GUARD_MODULE_H
+#define NGX_DISTILL_GUARD_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "dg_prompt.h"
+#include "dg_features.h"
+#include "dg_window.h"
+#include "dg_score.h"
+
+
+#define NGX_DG_FAIL_OPEN            0
+#define NGX_DG_FAIL_CLOSED          1
+
+#define NGX_DG_ACTION_PASS          0
+#define NGX_DG_ACTION_TAG           1
+#define NGX_DG_ACTION_THROTTLE      2
+#define NGX_DG_ACTION_SKIP          3
+
+#define NGX_DG_MAX_WORKERS          64
+#define NGX_DG_LAT_BUCKETS          32
+
+
+typedef struct {
+    ngx_str_t                   addr;       /* "127.0.0.1" or unix path */
+    in_port_t                   port;       /* 0 for a unix socket */
+    ngx_str_t                   name;       /* as configured, for logs */
+    ngx_str_t                   user;
+    ngx_str_t                   password;
+    ngx_int_t                   db;
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  timeout;
+    ngx_uint_t                  max_inflight;
+} ngx_dg_redis_conf_t;
+
+
+/* instance-wide counters, in shared memory */
+typedef struct {
+    ngx_atomic_t                requests;
+    ngx_atomic_t                passed;
+    ngx_atomic_t                tagged;
+    ngx_atomic_t                throttled;
+    ngx_atomic_t                refused;
+    ngx_atomic_t                skipped;
+    ngx_atomic_t                truncated;
+    ngx_atomic_t                redis_errors;
+    ngx_atomic_t                redis_timeouts;
+    ngx_atomic_t                redis_unavailable;
+    ngx_atomic_t                redis_replies;
+    ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
+    ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
+} ngx_dg_stats_t;
+
+
+typedef struct {
+    ngx_str_t                   secret;
+    ngx_str_t                   prefix;
+    ngx_msec_t                  window;
+    ngx_flag_t                  redis_set;
+    ngx_dg_redis_conf_t         redis;
+    char                        window_sha[DG_SHA1_HEX_LEN + 1];
+    char                        fanout_sha[DG_SHA1_HEX_LEN + 1];
+    ngx_shm_zone_t             *shm_zone;
+    ngx_uint_t                  enabled;    /* some location turns it on */
+} ngx_http_distill_guard_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_http_complex_value_t   *key;
+    size_t                      body_max;
+    ngx_array_t                *cot_patterns;  /* ngx_str_t, own only */
+    dg_cot_t                   *cot;
+    ngx_uint_t                  fail;
+} ngx_http_distill_guard_loc_conf_t;
+
+
+typedef struct ngx_dg_op_s  ngx_dg_op_t;
+
+typedef void (*ngx_dg_op_handler_pt)(ngx_dg_op_t *op);
+
+/* one request's pipelined Redis commands, alive until every reply came */
+struct ngx_dg_op_s {
+    void                       *data;       /* NULL once the request left */
+    ngx_dg_op_handler_pt        handler;
+    ngx_uint_t                  pending;    /* replies still expected */
+    ngx_uint_t                  errors;
+    ngx_uint_t                  noscript_retried;
+    ngx_uint_t                  nsent;
+    ngx_uint_t                  nreplied;
+    u_char                      kinds[8];   /* what each reply answers */
+    uint64_t                    start_us;
+    dg_window_req_t             req;        /* to rebuild an EVAL retry */
+    dg_features_t               features;
+    char                        key_id[DG_KEY_ID_LEN + 1];
+    char                        subnet[48];
+    dg_profile_t                profile;
+    unsigned                    have_window:1;
+    ngx_dg_op_t                *next;       /* free list */
+};
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_uint_t                  state;
+    unsigned                    in_handler:1;
+    unsigned                    body_done:1;
+    unsigned                    have_profile:1;
+    unsigned                    redis_unavailable:1;
+    ngx_uint_t                  action;
+    ngx_int_t                   status;     /* refusal status, or 0 */
+    char                        key_id[DG_KEY_ID_LEN + 1];
+    dg_features_t               features;
+    dg_profile_t                profile;
+    dg_score_t                  score;
+    ngx_str_t                   features_json;  /* rendered lazily */
+    ngx_event_t                 timer;
+    ngx_dg_op_t                *op;
+} ngx_http_distill_guard_ctx_t;
+
+
+extern ngx_module_t  ngx_distill_guard_module;
+
+
+/* ngx_distill_guard_redis.c */
+ngx_int_t ngx_dg_redis_init_process(ngx_cycle_t *cycle,
+    ngx_http_distill_guard_main_conf_t *dmcf);
+void ngx_dg_redis_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_dg_redis_ready(void);
+ngx_dg_op_t *ngx_dg_redis_op_alloc(void);
+ngx_int_t ngx_dg_redis_send(ngx_dg_op_t *op);
+char *ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc,
+    ngx_str_t *value, ngx_uint_t n);
+
+/* ngx_distill_guard_stats.c */
+ngx_int_t ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+ngx_dg_stats_t *ngx_dg_stats(void);
+void ngx_dg_stats_latency(uint64_t us);
+uint64_t ngx_dg_now_us(void);
+void ngx_dg_stats_worker_state(ngx_uint_t state);
+char *ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+#define ngx_dg_count(field)                                                  \
+    do {                                                                     \
+        ngx_dg_stats_t  *st_ = ngx_dg_stats();                               \
+        if (st_) {                                                           \
+            (void) ngx_atomic_fetch_add(&st_->field, 1);                     \
+        }                                                                    \
+    } while (0)
+
+
+#endif /* NGX_DISTILL_GUARD_MODULE_H */

@@ -1,0 +1,340 @@
+/*
+ * distill-guard: instance-wide counters in shared memory and the
+ * distill_guard_stats endpoint (JSON, or Prometheus text).
+ */
+
+#include <jansson.h>
+
+#include "ngx_distill_guard_module.h"
+
+
+#define NGX_DG_LAT_MIN_US       16      /* bucket 0: under 16 us */
+
+
+static ngx_int_t ngx_dg_stats_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_dg_stats_percentile(ngx_dg_stats_t *st,
+    ngx_uint_t pct);
+static u_char *ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st,
+    size_t *len);
+static u_char *ngx_dg_stats_prometheus(ngx_http_request_t *r,
+    ngx_dg_stats_t *st, size_t *len);
+
+
+static ngx_dg_stats_t  *ngx_dg_stats_ptr;
+
+
+ngx_int_t
+ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+    ngx_dg_stats_t   *st;
+
+    if (data) {
+        /* reload: keep counting where the old cycle left off */
+        shm_zone->data = data;
+        ngx_dg_stats_ptr = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        ngx_dg_stats_ptr = shpool->data;
+        return NGX_OK;
+    }
+
+    st = ngx_slab_calloc(shpool, sizeof(ngx_dg_stats_t));
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = st;
+    shm_zone->data = st;
+    ngx_dg_stats_ptr = st;
+
+    return NGX_OK;
+}
+
+
+ngx_dg_stats_t *
+ngx_dg_stats(void)
+{
+    return ngx_dg_stats_ptr;
+}
+
+
+void
+ngx_dg_stats_latency(uint64_t us)
+{
+    ngx_uint_t  i;
+    uint64_t    bound;
+
+    if (ngx_dg_stats_ptr == NULL) {
+        return;
+    }
+
+    /* log2 buckets: the percentiles are good to a factor of two */
+    for (i = 0, bound = NGX_DG_LAT_MIN_US;
+         i < NGX_DG_LAT_BUCKETS - 1 && us >= bound;
+         i++, bound <<= 1)
+    {
+        /* void */
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_dg_stats_ptr->lat[i], 1);
+}
+
+
+void
+ngx_dg_stats_worker_state(ngx_uint_t state)
+{
+    if (ngx_dg_stats_ptr == NULL || ngx_worker >= NGX_DG_MAX_WORKERS) {
+        return;
+    }
+
+    /* stored +1 so that 0 means "no such worker" */
+    ngx_dg_stats_ptr->worker_state[ngx_worker] = state + 1;
+}
+
+
+char *
+ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_dg_stats_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_dg_stats_handler(ngx_http_request_t *r)
+{
+    u_char          *p;
+    size_t           len;
+    ngx_int_t        rc;
+    ngx_str_t        format;
+    ngx_buf_t       *b;
+    ngx_chain_t      out;
+    ngx_dg_stats_t  *st;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    st = ngx_dg_stats_ptr;
+    if (st == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "format", 6, &format) == NGX_OK
+        && format.len == 10
+        && ngx_strncmp(format.data, "prometheus", 10) == 0)
+    {
+        p = ngx_dg_stats_prometheus(r, st, &len);
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4");
+
+    } else {
+        p = ngx_dg_stats_json(r, st, &len);
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = len;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = p;
+    b->last = p + len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_uint_t
+ngx_dg_stats_percentile(ngx_dg_stats_t *st, ngx_uint_t pct)
+{
+    ngx_uint_t  i, total, seen, want;
+
+    total = 0;
+    for (i = 0; i < NGX_DG_LAT_BUCKETS; i++) {
+        total += st->lat[i];
+    }
+
+    if (total == 0) {
+        return 0;
+    }
+
+    want = (total * pct + 99) / 100;
+    seen = 0;
+
+    for (i = 0; i < NGX_DG_LAT_BUCKETS; i++) {
+        seen += st->lat[i];
+        if (seen >= want) {
+            break;
+        }
+    }
+
+    /* the bucket's upper bound */
+    return (ngx_uint_t) NGX_DG_LAT_MIN_US << ngx_min(i, 40);
+}
+
+
+static void
+ngx_dg_stats_workers(ngx_dg_stats_t *st, ngx_uint_t n[3])
+{
+    ngx_uint_t  i, s;
+
+    n[0] = n[1] = n[2] = 0;
+
+    for (i = 0; i < NGX_DG_MAX_WORKERS; i++) {
+        s = st->worker_state[i];
+        if (s >= 1 && s <= 3) {
+            n[s - 1]++;
+        }
+    }
+}
+
+
+static u_char *
+ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
+{
+    char        *text;
+    u_char      *p;
+    json_t      *root, *redis;
+    ngx_uint_t   w[3];
+
+    ngx_dg_stats_workers(st, w);
+
+    redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                      "errors", (json_int_t) st->redis_errors,
+                      "timeouts", (json_int_t) st->redis_timeouts,
+                      "unavailable", (json_int_t) st->redis_unavailable,
+                      "reconnects", (json_int_t) st->redis_reconnects,
+                      "latency_p50_us",
+                      (json_int_t) ngx_dg_stats_percentile(st, 50),
+                      "latency_p99_us",
+                      (json_int_t) ngx_dg_stats_percentile(st, 99),
+                      "workers_ready", (json_int_t) w[2],
+                      "workers_connecting", (json_int_t) w[1],
+                      "workers_down", (json_int_t) w[0]);
+
+    root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                     "requests", (json_int_t) st->requests,
+                     "passed", (json_int_t) st->passed,
+                     "tagged", (json_int_t) st->tagged,
+                     "throttled", (json_int_t) st->throttled,
+                     "refused", (json_int_t) st->refused,
+                     "skipped", (json_int_t) st->skipped,
+                     "truncated", (json_int_t) st->truncated,
+                     "redis", redis);
+    if (root == NULL) {
+        return NULL;
+    }
+
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+
+    if (text == NULL) {
+        return NULL;
+    }
+
+    *len = ngx_strlen(text) + 1;
+    p = ngx_pnalloc(r->pool, *len);
+
+    if (p) {
+        ngx_memcpy(p, text, *len - 1);
+        p[*len - 1] = '\n';
+    }
+
+    free(text);
+
+    return p;
+}
+
+
+static u_char *
+ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
+    size_t *len)
+{
+    u_char      *p, *last;
+    ngx_uint_t   w[3];
+
+    ngx_dg_stats_workers(st, w);
+
+    p = ngx_pnalloc(r->pool, 4096);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    last = ngx_snprintf(p, 4096,
+        "# HELP distill_guard_requests_total Requests by outcome.\n"
+        "# TYPE distill_guard_requests_total counter\n"
+        "distill_guard_requests_total{action=\"pass\"} %uA\n"
+        "distill_guard_requests_total{action=\"tag\"} %uA\n"
+        "distill_guard_requests_total{action=\"throttle\"} %uA\n"
+        "distill_guard_requests_total{action=\"skip\"} %uA\n"
+        "# HELP distill_guard_seen_total Requests seen by the module.\n"
+        "# TYPE distill_guard_seen_total counter\n"
+        "distill_guard_seen_total %uA\n"
+        "# HELP distill_guard_refused_total Requests refused.\n"
+        "# TYPE distill_guard_refused_total counter\n"
+        "distill_guard_refused_total %uA\n"
+        "# HELP distill_guard_truncated_total Bodies cut at body_max.\n"
+        "# TYPE distill_guard_truncated_total counter\n"
+        "distill_guard_truncated_total %uA\n"
+        "# HELP distill_guard_redis_errors_total Redis failures.\n"
+        "# TYPE distill_guard_redis_errors_total counter\n"
+        "distill_guard_redis_errors_total{kind=\"error\"} %uA\n"
+        "distill_guard_redis_errors_total{kind=\"timeout\"} %uA\n"
+        "distill_guard_redis_errors_total{kind=\"unavailable\"} %uA\n"
+        "# HELP distill_guard_redis_reconnects_total Reconnect attempts.\n"
+        "# TYPE distill_guard_redis_reconnects_total counter\n"
+        "distill_guard_redis_reconnects_total %uA\n"
+        "# HELP distill_guard_redis_latency_us Redis round trip.\n"
+        "# TYPE distill_guard_redis_latency_us gauge\n"
+        "distill_guard_redis_latency_us{quantile=\"0.5\"} %ui\n"
+        "distill_guard_redis_latency_us{quantile=\"0.99\"} %ui\n"
+        "# HELP distill_guard_redis_workers Workers by connection state.\n"
+        "# TYPE distill_guard_redis_workers gauge\n"
+        "distill_guard_redis_workers{state=\"ready\"} %ui\n"
+        "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
+        "distill_guard_redis_workers{state=\"down\"} %ui\n",
+        st->passed, st->tagged, st->throttled, st->skipped, st->requests,
+        st->refused, st->truncated, st->redis_errors, st->redis_timeouts,
+        st->redis_unavailable, st->redis_reconnects,
+        ngx_dg_stats_percentile(st, 50), ngx_dg_stats_percentile(st, 99),
+        w[2], w[1], w[0]);
+
+    *len = last - p;
+
+    return p;
+}

@@ -1,0 +1,109 @@
+/*
+ * distill-guard engine: the per-key sliding window kept in Redis.
+ *
+ * The module sends, pipelined on one connection, one EVALSHA of the
+ * window script (every key it touches carries the hash tag {key_id}) and
+ * one EVALSHA of the fan-out script per cross-key counter (template head,
+ * template tail, client network).  This file builds those commands and
+ * reads their replies; it knows no nginx and no hiredis.
+ */
+
+#ifndef DG_WINDOW_H
+#define DG_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dg_features.h"
+
+
+#define DG_CMD_ARGV_MAX     16
+#define DG_SHA1_HEX_LEN     40
+#define DG_KEY_ID_LEN       16          /* hex digits of the keyed hash */
+
+
+/* order of the integers the window script returns */
+enum {
+    DG_PROF_REQUESTS = 0,               /* sliding count */
+    DG_PROF_SAMPLE,                     /* requests the shares are over */
+    DG_PROF_TOPICS,
+    DG_PROF_TOPIC_ENTROPY_MILLI,
+    DG_PROF_TEMPLATES,
+    DG_PROF_TOP_TEMPLATE_SHARE_MILLI,
+    DG_PROF_SINGLE_TURN_SHARE_MILLI,
+    DG_PROF_COT_SHARE_MILLI,
+    DG_PROF_GAP_MEAN_MS,
+    DG_PROF_GAP_CV_MILLI,
+    DG_PROF_BYTES,
+    DG_PROF_NFIELDS
+};
+
+
+typedef struct {
+    int64_t             v[DG_PROF_NFIELDS];
+    int64_t             template_keys;  /* distinct keys on this template */
+    int64_t             subnet_keys;    /* distinct keys on this network */
+} dg_profile_t;
+
+
+typedef enum {
+    DG_FANOUT_HEAD = 0,
+    DG_FANOUT_TAIL,
+    DG_FANOUT_SUBNET,
+    DG_FANOUT_N
+} dg_fanout_t;
+
+
+typedef struct {
+    const char         *prefix;         /* key prefix, "dg" by default */
+    size_t              prefix_len;
+    const char         *key_id;         /* DG_KEY_ID_LEN hex digits */
+    uint64_t            window_ms;
+    uint64_t            now_ms;         /* gateway clock: names the buckets
+                                           of the cross-key counters */
+    const dg_features_t *features;
+    const char         *subnet;         /* "192.0.2" or "2001:db8:1"; may be
+                                           NULL */
+} dg_window_req_t;
+
+
+/* one Redis command as an argument vector over its own storage */
+typedef struct {
+    int                 argc;
+    const char         *argv[DG_CMD_ARGV_MAX];
+    size_t              argvlen[DG_CMD_ARGV_MAX];
+    size_t              used;
+    char                buf[640];
+} dg_cmd_t;
+
+
+/* the scripts' source text, embedded at build time */
+extern const char       dg_window_lua[];
+extern const size_t     dg_window_lua_len;
+extern const char       dg_fanout_lua[];
+extern const size_t     dg_fanout_lua_len;
+
+
+/*
+ * Fill cmd with EVALSHA (sha != NULL) or EVAL (sha == NULL, sends the
+ * script text: loads it after a NOSCRIPT) of the window script.
+ * Returns 0, or -1 when the arguments do not fit.
+ */
+int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *sha);
+
+/*
+ * The same for one cross-key counter; returns 1 when there is nothing to
+ * count (no template fingerprint, no subnet), 0 when cmd is filled.
+ */
+int dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    dg_fanout_t which, const char *sha);
+
+/* store the window script's integer array reply; -1 if n is too short */
+int dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n);
+
+/* compact JSON object of the profile, NUL-terminated; returns length */
+size_t dg_profile_json(const dg_profile_t *prof, char *buf, size_t size);
+
+
+#endif /* DG_WINDOW_H */
