@@ -289,6 +289,7 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     u_char                              *key;
     ngx_int_t                            rc;
     ngx_str_t                            value;
+    ngx_time_t                          *tp;
     ngx_dg_op_t                         *op;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_distill_guard_loc_conf_t   *dlcf;
@@ -378,7 +379,8 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     op->req.prefix_len = dmcf->prefix.len;
     op->req.key_id = op->key_id;
     op->req.window_ms = dmcf->window;
-    op->req.now_ms = (uint64_t) ngx_time() * 1000 + ngx_timeofday()->msec;
+    tp = ngx_timeofday();
+    op->req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
     op->req.features = &op->features;
     op->req.subnet = op->subnet;
     op->data = ctx;
@@ -1023,7 +1025,7 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_distill_guard_loc_conf_t  *prev = parent;
     ngx_http_distill_guard_loc_conf_t  *conf = child;
 
-    ngx_str_t                            *pat, *s;
+    ngx_str_t                            *pat, *s, def;
     ngx_uint_t                            i;
     ngx_array_t                          *all;
     ngx_pool_cleanup_t                   *cln;
@@ -1048,7 +1050,8 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
 
         ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
         ccv.cf = cf;
-        ngx_str_set(&ccv.value, "$http_authorization");
+        ngx_str_set(&def, "$http_authorization");
+        ccv.value = &def;
         ccv.complex_value = conf->key;
 
         if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
