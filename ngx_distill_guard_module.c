@@ -11,6 +11,7 @@
 
 #include "ngx_distill_guard_module.h"
 #include "dg_key.h"
+#include "dg_state.h"
 
 
 #define NGX_DG_STATE_NEW            0
@@ -37,8 +38,13 @@ static void ngx_http_distill_guard_unavailable(
     ngx_http_distill_guard_ctx_t *ctx);
 static void ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
+static void ngx_http_distill_guard_transition(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx,
+    ngx_http_distill_guard_loc_conf_t *dlcf);
 static ngx_int_t ngx_http_distill_guard_verdict(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_distill_guard_add_header(ngx_http_request_t *r,
+    char *name, u_char *value, size_t len);
 static size_t ngx_http_distill_guard_subnet(ngx_http_request_t *r,
     char *buf, size_t size);
 static ngx_http_distill_guard_ctx_t *ngx_http_distill_guard_get_ctx(
@@ -61,6 +67,14 @@ static char *ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_distill_guard_weight(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_distill_guard_threshold(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_distill_guard_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_distill_guard_parse_milli(ngx_str_t *value,
+    ngx_uint_t max);
 static char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_distill_guard_body_max_check(ngx_conf_t *cf,
@@ -75,6 +89,18 @@ static ngx_conf_enum_t  ngx_http_distill_guard_fail_modes[] = {
     { ngx_string("open"), NGX_DG_FAIL_OPEN },
     { ngx_string("closed"), NGX_DG_FAIL_CLOSED },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_distill_guard_modes[] = {
+    { ngx_string("enforce"), NGX_DG_MODE_ENFORCE },
+    { ngx_string("shadow"), NGX_DG_MODE_SHADOW },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_distill_guard_status_bounds = {
+    ngx_conf_check_num_bounds, 400, 599
 };
 
 
@@ -149,6 +175,84 @@ static ngx_command_t  ngx_http_distill_guard_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_distill_guard_loc_conf_t, fail),
       &ngx_http_distill_guard_fail_modes },
+
+    { ngx_string("distill_guard_weight"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_distill_guard_weight,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("distill_guard_min_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, min_requests),
+      NULL },
+
+    { ngx_string("distill_guard_tag_threshold"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_distill_guard_threshold,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, tag_threshold),
+      NULL },
+
+    { ngx_string("distill_guard_throttle_threshold"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_distill_guard_threshold,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, throttle_threshold),
+      NULL },
+
+    { ngx_string("distill_guard_throttle_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_distill_guard_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, throttle),
+      NULL },
+
+    { ngx_string("distill_guard_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE12,
+      ngx_http_distill_guard_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, rate),
+      NULL },
+
+    { ngx_string("distill_guard_penalty"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, penalty),
+      NULL },
+
+    { ngx_string("distill_guard_reject_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, reject_status),
+      &ngx_http_distill_guard_status_bounds },
+
+    { ngx_string("distill_guard_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, mode),
+      &ngx_http_distill_guard_modes },
+
+    { ngx_string("distill_guard_bypass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, bypass),
+      NULL },
+
+    { ngx_string("distill_guard_headers"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, headers),
+      NULL },
 
     { ngx_string("distill_guard_stats"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -233,6 +337,12 @@ static ngx_str_t  ngx_http_distill_guard_actions[] = {
 };
 
 
+static ngx_str_t  ngx_http_distill_guard_policies[] = {
+    ngx_string("rate"),
+    ngx_string("throttle")
+};
+
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
@@ -312,6 +422,19 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
 
         ngx_http_set_ctx(r, ctx, ngx_distill_guard_module);
         ngx_dg_count(requests);
+
+        if (dlcf->bypass) {
+            if (ngx_http_complex_value(r, dlcf->bypass, &value) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (value.len && (value.len > 1 || value.data[0] != '0')) {
+                ctx->action = NGX_DG_ACTION_SKIP;
+                ctx->state = NGX_DG_STATE_DONE;
+                ngx_dg_count(skipped);
+                return NGX_OK;
+            }
+        }
 
         if (ngx_http_complex_value(r, dlcf->key, &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -628,24 +751,70 @@ static void
 ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
+    ngx_int_t                           rc;
+    ngx_uint_t                          refused;
     ngx_http_distill_guard_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
 
     ctx->state = NGX_DG_STATE_DONE;
     ctx->action = NGX_DG_ACTION_PASS;
+    refused = NGX_DG_REFUSED_NONE;
 
     if (ctx->have_profile) {
-        dg_score_compute(&ctx->score, NULL, &ctx->profile, &ctx->features);
+        dg_score_compute(&ctx->score, &dlcf->score, &ctx->profile,
+                         &ctx->features);
+
+        refused = (ngx_uint_t) ctx->profile.refused;
+        ctx->retry = (ngx_msec_t) ctx->profile.retry_ms;
+        ctx->remaining = (ngx_uint_t) ctx->profile.remaining;
+
+        ngx_http_distill_guard_transition(r, ctx, dlcf);
+
+    } else {
+        if (ctx->redis_unavailable) {
+            ctx->score.signals |= 1u << DG_SIG_REDIS_UNAVAILABLE;
+        }
+
+        /* Redis is away: this node's own memory of penalties and rates */
+        rc = ngx_dg_limit_check(ctx->key_id, &dlcf->throttle, &dlcf->rate,
+                                &ctx->retry, &ctx->remaining);
+
+        if (rc == NGX_BUSY) {
+            refused = NGX_DG_REFUSED_THROTTLE;
+
+        } else if (rc == NGX_DECLINED) {
+            refused = NGX_DG_REFUSED_RATE;
+        }
     }
 
-    if (ctx->redis_unavailable) {
-        ctx->score.signals |= 1u << DG_SIG_REDIS_UNAVAILABLE;
+    if (refused != NGX_DG_REFUSED_NONE) {
+        ctx->limit = (refused == NGX_DG_REFUSED_RATE) ? &dlcf->rate
+                                                       : &dlcf->throttle;
 
-        if (dlcf->fail == NGX_DG_FAIL_CLOSED) {
+        if (dlcf->mode == NGX_DG_MODE_ENFORCE) {
+            ctx->refused = refused;
             ctx->action = NGX_DG_ACTION_THROTTLE;
-            ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+            ctx->status = dlcf->reject_status;
+
+        } else {
+            ctx->would_refuse = 1;
+            ctx->action = NGX_DG_ACTION_TAG;
+            ngx_dg_count(would_refuse);
         }
+
+    } else if (ctx->score.score_milli >= dlcf->tag_threshold
+               || (ctx->have_profile
+                   && ctx->profile.state >= NGX_DG_ACTION_TAG))
+    {
+        ctx->action = NGX_DG_ACTION_TAG;
+    }
+
+    if (ctx->redis_unavailable && dlcf->fail == NGX_DG_FAIL_CLOSED
+        && ctx->action != NGX_DG_ACTION_THROTTLE)
+    {
+        ctx->action = NGX_DG_ACTION_THROTTLE;
+        ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
     switch (ctx->action) {
@@ -656,10 +825,97 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
 
     case NGX_DG_ACTION_THROTTLE:
         ngx_dg_count(refused);
+
+        if (ctx->refused) {
+            ngx_dg_count(throttled);
+        }
+
         break;
 
     default:
         ngx_dg_count(passed);
+    }
+}
+
+
+/*
+ * Moves the key between pass, tag and throttle as its score says, and
+ * tells Redis when it does: the state and penalty for every node, the
+ * flagged set and the events stream for operators.  These writes are
+ * sent without waiting for their replies, and only on a change (or to
+ * renew a penalty half gone), so a request still costs one round trip.
+ */
+
+static void
+ngx_http_distill_guard_transition(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx, ngx_http_distill_guard_loc_conf_t *dlcf)
+{
+    char                                 signals[128];
+    dg_cmd_t                             cmd;
+    ngx_uint_t                           from, to, renew, i;
+    dg_state_req_t                       sr;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    from = (ngx_uint_t) ctx->profile.state;
+    renew = 0;
+
+    if (ctx->score.score_milli >= dlcf->throttle_threshold) {
+        to = NGX_DG_ACTION_THROTTLE;
+        renew = (ngx_msec_t) ctx->profile.penalty_ms < dlcf->penalty / 2;
+
+    } else if (ctx->profile.penalty_ms > 0) {
+        to = NGX_DG_ACTION_THROTTLE;
+
+    } else if (ctx->score.score_milli >= dlcf->tag_threshold) {
+        to = NGX_DG_ACTION_TAG;
+
+    } else {
+        to = NGX_DG_ACTION_PASS;
+    }
+
+    if (to == NGX_DG_ACTION_THROTTLE) {
+        ngx_dg_limit_mirror(ctx->key_id, renew ? dlcf->penalty
+                                         : (ngx_msec_t) ctx->profile.penalty_ms);
+
+    } else if (from == NGX_DG_ACTION_THROTTLE) {
+        ngx_dg_limit_mirror(ctx->key_id, 0);
+    }
+
+    if (to == from && !renew) {
+        return;
+    }
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
+
+    (void) dg_signals_str(ctx->score.signals, signals, sizeof(signals));
+
+    sr.prefix = (char *) dmcf->prefix.data;
+    sr.prefix_len = dmcf->prefix.len;
+    sr.key_id = ctx->key_id;
+    sr.from = (int) from;
+    sr.to = (int) to;
+    sr.score_milli = ctx->score.score_milli;
+    sr.signals = signals;
+    sr.now_ms = (uint64_t) ctx->profile.now_ms;
+    sr.penalty_ms = (to == NGX_DG_ACTION_THROTTLE && (renew || from != to))
+                    ? dlcf->penalty : 0;
+    sr.ttl_ms = ngx_max(dmcf->window, dlcf->penalty);
+
+    for (i = 0; dg_state_cmd(&cmd, &sr, i) == 0; i++) {
+        ngx_dg_redis_fire(&cmd);
+    }
+
+    if (from != to) {
+        ngx_dg_count(state_changes);
+
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "distill_guard: key %s %V -> %V, score %ui.%03ui, "
+                      "signals \"%s\"%s", ctx->key_id,
+                      &ngx_http_distill_guard_actions[from],
+                      &ngx_http_distill_guard_actions[to],
+                      (ngx_uint_t) ctx->score.score_milli / 1000,
+                      (ngx_uint_t) ctx->score.score_milli % 1000, signals,
+                      dlcf->mode == NGX_DG_MODE_SHADOW ? " (shadow)" : "");
     }
 }
 
@@ -773,7 +1029,13 @@ ngx_http_distill_guard_cleanup(void *data)
 static ngx_int_t
 ngx_http_distill_guard_header_filter(ngx_http_request_t *r)
 {
-    ngx_http_distill_guard_ctx_t  *ctx;
+    u_char                             *p;
+    size_t                              len;
+    ngx_str_t                          *name;
+    ngx_uint_t                          window, left;
+    ngx_http_variable_value_t           v;
+    ngx_http_distill_guard_ctx_t       *ctx;
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
@@ -785,9 +1047,92 @@ ngx_http_distill_guard_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    /* response headers are added by the detection issue's code */
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    if (ctx->refused && ctx->limit) {
+        /* RFC 9110 Retry-After in whole seconds, rounded up */
+        p = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN + 64);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        left = (ctx->retry + 999) / 1000;
+        len = ngx_sprintf(p, "%ui", ngx_max(left, 1)) - p;
+
+        if (ngx_http_distill_guard_add_header(r, "Retry-After", p, len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* draft-ietf-httpapi-ratelimit-headers: quota and what is left */
+        name = (ctx->refused == NGX_DG_REFUSED_RATE)
+               ? &ngx_http_distill_guard_policies[0]
+               : &ngx_http_distill_guard_policies[1];
+        window = ctx->limit->per;
+
+        p += len;
+        len = ngx_sprintf(p, "\"%V\";q=%ui;w=%ui", name,
+                          ctx->limit->rate + ctx->limit->burst, window) - p;
+
+        if (ngx_http_distill_guard_add_header(r, "RateLimit-Policy", p, len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        p += len;
+        len = ngx_sprintf(p, "\"%V\";r=%ui;t=%ui", name, ctx->remaining,
+                          ngx_max(left, 1)) - p;
+
+        if (ngx_http_distill_guard_add_header(r, "RateLimit", p, len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (!dlcf->headers) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (ngx_http_distill_guard_variable(r, &v, NGX_DG_VAR_SCORE) != NGX_OK
+        || ngx_http_distill_guard_add_header(r, "X-Distill-Guard-Score",
+                                             v.data, v.len) != NGX_OK
+        || ngx_http_distill_guard_variable(r, &v, NGX_DG_VAR_ACTION)
+           != NGX_OK
+        || ngx_http_distill_guard_add_header(r, "X-Distill-Guard-Action",
+                                             v.data, v.len) != NGX_OK
+        || ngx_http_distill_guard_variable(r, &v, NGX_DG_VAR_SIGNALS)
+           != NGX_OK
+        || ngx_http_distill_guard_add_header(r, "X-Distill-Guard-Signals",
+                                             v.data, v.len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_add_header(ngx_http_request_t *r, char *name,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = value;
+    h->value.len = len;
+
+    return NGX_OK;
 }
 
 
@@ -995,6 +1340,7 @@ ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
 static void *
 ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf)
 {
+    ngx_uint_t                          i;
     ngx_http_distill_guard_loc_conf_t  *dlcf;
 
     dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_distill_guard_loc_conf_t));
@@ -1008,11 +1354,25 @@ ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf)
      *     dlcf->key = NULL;
      *     dlcf->cot_patterns = NULL;
      *     dlcf->cot = NULL;
+     *     dlcf->bypass = NULL;
      */
 
     dlcf->enable = NGX_CONF_UNSET;
     dlcf->body_max = NGX_CONF_UNSET_SIZE;
     dlcf->fail = NGX_CONF_UNSET_UINT;
+    dlcf->min_requests = NGX_CONF_UNSET_UINT;
+    dlcf->tag_threshold = NGX_CONF_UNSET_UINT;
+    dlcf->throttle_threshold = NGX_CONF_UNSET_UINT;
+    dlcf->throttle.period = NGX_CONF_UNSET_MSEC;
+    dlcf->rate.period = NGX_CONF_UNSET_MSEC;
+    dlcf->penalty = NGX_CONF_UNSET_MSEC;
+    dlcf->reject_status = NGX_CONF_UNSET_UINT;
+    dlcf->mode = NGX_CONF_UNSET_UINT;
+    dlcf->headers = NGX_CONF_UNSET;
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        dlcf->weight[i] = NGX_CONF_UNSET;
+    }
 
     return dlcf;
 }
@@ -1037,6 +1397,66 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_size_value(conf->body_max, prev->body_max, 64 * 1024);
     ngx_conf_merge_uint_value(conf->fail, prev->fail, NGX_DG_FAIL_OPEN);
+    ngx_conf_merge_uint_value(conf->min_requests, prev->min_requests, 20);
+    ngx_conf_merge_uint_value(conf->tag_threshold, prev->tag_threshold, 500);
+    ngx_conf_merge_uint_value(conf->throttle_threshold,
+                              prev->throttle_threshold, 800);
+    ngx_conf_merge_uint_value(conf->reject_status, prev->reject_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->mode, prev->mode, NGX_DG_MODE_ENFORCE);
+    ngx_conf_merge_value(conf->headers, prev->headers, 1);
+
+    if (conf->bypass == NULL) {
+        conf->bypass = prev->bypass;
+    }
+
+    if (conf->throttle.period == NGX_CONF_UNSET_MSEC) {
+        if (prev->throttle.period == NGX_CONF_UNSET_MSEC) {
+            /* 6r/m */
+            prev->throttle.period = 10000;
+            prev->throttle.burst = 0;
+            prev->throttle.rate = 6;
+            prev->throttle.per = 60;
+        }
+
+        conf->throttle = prev->throttle;
+    }
+
+    if (conf->rate.period == NGX_CONF_UNSET_MSEC) {
+        if (prev->rate.period == NGX_CONF_UNSET_MSEC) {
+            ngx_memzero(&prev->rate, sizeof(ngx_dg_rate_t));
+        }
+
+        conf->rate = prev->rate;
+    }
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_distill_guard_module);
+
+    ngx_conf_merge_msec_value(conf->penalty, prev->penalty,
+                              dmcf->window != NGX_CONF_UNSET_MSEC
+                              ? dmcf->window : 3600 * 1000);
+
+    if (conf->tag_threshold > conf->throttle_threshold) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_tag_threshold\" %ui.%03ui is "
+                           "above \"distill_guard_throttle_threshold\" "
+                           "%ui.%03ui",
+                           conf->tag_threshold / 1000,
+                           conf->tag_threshold % 1000,
+                           conf->throttle_threshold / 1000,
+                           conf->throttle_threshold % 1000);
+        return NGX_CONF_ERROR;
+    }
+
+    dg_score_conf_default(&conf->score);
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        ngx_conf_merge_value(conf->weight[i], prev->weight[i],
+                             (ngx_int_t) conf->score.weight_milli[i]);
+        conf->score.weight_milli[i] = (uint32_t) conf->weight[i];
+    }
+
+    conf->score.min_requests = (uint32_t) conf->min_requests;
 
     if (conf->key == NULL) {
         conf->key = prev->key;
@@ -1128,8 +1548,6 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     }
 
     if (conf->enable) {
-        dmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_distill_guard_module);
         if (dmcf->secret.len == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"distill_guard\" is on but "
@@ -1211,6 +1629,197 @@ ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     *pat = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_distill_guard_weight(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
+
+    int         sig;
+    ngx_int_t   w;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    sig = dg_signal_by_name((char *) value[1].data, value[1].len);
+
+    if (sig < 0 || sig >= DG_SIG_SCORED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown signal \"%V\" in \"%V\", it must be one "
+                           "of coverage, template, fanout, single_turn, cot, "
+                           "regular, volume", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dlcf->weight[sig] != NGX_CONF_UNSET) {
+        return "is duplicate for this signal";
+    }
+
+    w = ngx_http_distill_guard_parse_milli(&value[2], 10000);
+
+    if (w == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid weight \"%V\" in \"%V\", it must be a "
+                           "number from 0 to 10", &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->weight[sig] = w;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_distill_guard_threshold(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t    t;
+    ngx_str_t   *value;
+    ngx_uint_t  *fp;
+
+    fp = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*fp != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    t = ngx_http_distill_guard_parse_milli(&value[1], 1000);
+
+    if (t == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid threshold \"%V\" in \"%V\", it must be "
+                           "a number from 0 to 1", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *fp = t;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "0.35" -> 350: up to three decimals, at most max */
+
+static ngx_int_t
+ngx_http_distill_guard_parse_milli(ngx_str_t *value, ngx_uint_t max)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n, frac, digits;
+
+    p = value->data;
+    last = p + value->len;
+    n = 0;
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    for ( /* void */ ; p < last && *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+        if (n > max) {
+            return NGX_ERROR;
+        }
+    }
+
+    n *= 1000;
+    frac = 0;
+    digits = 0;
+
+    if (p < last && *p == '.') {
+        for (p++; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
+        }
+
+        if (digits == 0) {
+            return NGX_ERROR;
+        }
+
+        while (digits++ < 3) {
+            frac *= 10;
+        }
+    }
+
+    if (p != last || n + frac > max) {
+        return NGX_ERROR;
+    }
+
+    return n + frac;
+}
+
+
+/* "6r/m" or "10r/s", and burst=N for the plain rate */
+
+static char *
+ngx_http_distill_guard_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    size_t          len;
+    ngx_int_t       n, burst;
+    ngx_str_t      *value;
+    ngx_uint_t      per;
+    ngx_dg_rate_t  *rate;
+
+    rate = (ngx_dg_rate_t *) (p + cmd->offset);
+
+    if (rate->period != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    len = value[1].len;
+    per = 0;
+
+    if (len > 3 && ngx_strncmp(value[1].data + len - 3, "r/s", 3) == 0) {
+        per = 1;
+
+    } else if (len > 3
+               && ngx_strncmp(value[1].data + len - 3, "r/m", 3) == 0)
+    {
+        per = 60;
+    }
+
+    n = per ? ngx_atoi(value[1].data, len - 3) : NGX_ERROR;
+
+    if (n <= 0 || (ngx_uint_t) n > per * 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\" in \"%V\", it must look "
+                           "like 6r/m or 10r/s, at most 1000r/s",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    burst = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(cmd->name.data, "distill_guard_rate") != 0
+            || ngx_strncmp(value[2].data, "burst=", 6) != 0
+            || (burst = ngx_atoi(value[2].data + 6, value[2].len - 6))
+               == NGX_ERROR)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\"",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rate->period = per * 1000 / n;
+    rate->burst = burst;
+    rate->rate = n;
+    rate->per = per;
 
     return NGX_CONF_OK;
 }

@@ -47,6 +47,8 @@ typedef struct {
     ngx_atomic_t                tagged;
     ngx_atomic_t                throttled;
     ngx_atomic_t                refused;
+    ngx_atomic_t                would_refuse;
+    ngx_atomic_t                state_changes;
     ngx_atomic_t                skipped;
     ngx_atomic_t                truncated;
     ngx_atomic_t                redis_errors;
@@ -57,6 +59,25 @@ typedef struct {
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
     ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
 } ngx_dg_stats_t;
+
+
+/* the shared zone: counters, and the keys the fallback limiter knows */
+typedef struct {
+    ngx_dg_stats_t              stats;
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;      /* least recently used last */
+    ngx_uint_t                  evicted_logged;
+} ngx_dg_shctx_t;
+
+
+/* a limiter: one request per period, burst more at once */
+typedef struct {
+    ngx_msec_t                  period;     /* 0: no limit */
+    ngx_uint_t                  burst;
+    ngx_uint_t                  rate;       /* for RateLimit-Policy */
+    ngx_uint_t                  per;        /* seconds: 1 or 60 */
+} ngx_dg_rate_t;
 
 
 typedef struct {
@@ -79,7 +100,27 @@ typedef struct {
     ngx_array_t                *cot_patterns;  /* ngx_str_t, own only */
     dg_cot_t                   *cot;
     ngx_uint_t                  fail;
+    ngx_int_t                   weight[DG_SIG_SCORED];  /* milli */
+    ngx_uint_t                  min_requests;
+    ngx_uint_t                  tag_threshold;          /* milli */
+    ngx_uint_t                  throttle_threshold;     /* milli */
+    ngx_dg_rate_t               throttle;
+    ngx_dg_rate_t               rate;
+    ngx_msec_t                  penalty;
+    ngx_uint_t                  reject_status;
+    ngx_uint_t                  mode;
+    ngx_http_complex_value_t   *bypass;
+    ngx_flag_t                  headers;
+    dg_score_conf_t             score;      /* built at merge */
 } ngx_http_distill_guard_loc_conf_t;
+
+
+#define NGX_DG_MODE_ENFORCE         0
+#define NGX_DG_MODE_SHADOW          1
+
+#define NGX_DG_REFUSED_NONE         0
+#define NGX_DG_REFUSED_THROTTLE     1
+#define NGX_DG_REFUSED_RATE         2
 
 
 typedef struct ngx_dg_op_s  ngx_dg_op_t;
@@ -116,6 +157,11 @@ typedef struct {
     unsigned                    redis_unavailable:1;
     ngx_uint_t                  action;
     ngx_int_t                   status;     /* refusal status, or 0 */
+    ngx_uint_t                  refused;    /* NGX_DG_REFUSED_* */
+    ngx_uint_t                  would_refuse;
+    ngx_msec_t                  retry;      /* Retry-After, ms */
+    ngx_uint_t                  remaining;
+    ngx_dg_rate_t              *limit;      /* the limit that refused */
     char                        key_id[DG_KEY_ID_LEN + 1];
     dg_features_t               features;
     dg_profile_t                profile;
@@ -126,7 +172,9 @@ typedef struct {
 } ngx_http_distill_guard_ctx_t;
 
 
-extern ngx_module_t  ngx_distill_guard_module;
+extern ngx_module_t      ngx_distill_guard_module;
+extern ngx_slab_pool_t  *ngx_dg_shpool;
+extern ngx_dg_shctx_t   *ngx_dg_sh;
 
 
 /* ngx_distill_guard_redis.c */
@@ -136,8 +184,16 @@ void ngx_dg_redis_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dg_redis_ready(void);
 ngx_dg_op_t *ngx_dg_redis_op_alloc(void);
 ngx_int_t ngx_dg_redis_send(ngx_dg_op_t *op);
+void ngx_dg_redis_fire(dg_cmd_t *cmd);
 char *ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc,
     ngx_str_t *value, ngx_uint_t n);
+
+/* ngx_distill_guard_limit.c: the node-local fallback while Redis is away */
+void ngx_dg_limit_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+void ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left);
+ngx_int_t ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
+    ngx_dg_rate_t *rate, ngx_msec_t *retry, ngx_uint_t *remaining);
 
 /* ngx_distill_guard_stats.c */
 ngx_int_t ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data);

@@ -60,6 +60,8 @@ static void ngx_dg_redis_setup_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_dg_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
 static ngx_int_t ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind,
     ngx_uint_t eval);
 static void ngx_dg_redis_op_free(ngx_dg_op_t *op);
@@ -616,6 +618,43 @@ ngx_dg_redis_send(ngx_dg_op_t *op)
     ngx_dg_redis.inflight++;
 
     return NGX_OK;
+}
+
+
+/*
+ * A write whose reply nobody waits for (a key's change of state): it
+ * rides the same pipeline, and a failure is only counted and logged.
+ */
+
+void
+ngx_dg_redis_fire(dg_cmd_t *cmd)
+{
+    if (!ngx_dg_redis_ready()) {
+        return;
+    }
+
+    if (redisAsyncCommandArgv(ngx_dg_redis.ac, ngx_dg_redis_fire_reply, NULL,
+                              cmd->argc, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        ngx_dg_count(redis_errors);
+    }
+}
+
+
+static void
+ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply  *reply;
+
+    reply = r;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_dg_count(redis_errors);
+        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                      "distill_guard: redis state write failed: %*s",
+                      (size_t) ngx_min(reply->len, 200), reply->str);
+    }
 }
 
 

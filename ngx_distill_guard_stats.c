@@ -22,36 +22,49 @@ static u_char *ngx_dg_stats_prometheus(ngx_http_request_t *r,
 
 static ngx_dg_stats_t  *ngx_dg_stats_ptr;
 
+ngx_slab_pool_t        *ngx_dg_shpool;
+ngx_dg_shctx_t         *ngx_dg_sh;
+
 
 ngx_int_t
 ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_slab_pool_t  *shpool;
-    ngx_dg_stats_t   *st;
+    ngx_dg_shctx_t   *sh;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    ngx_dg_shpool = shpool;
 
     if (data) {
         /* reload: keep counting where the old cycle left off */
-        shm_zone->data = data;
-        ngx_dg_stats_ptr = data;
-        return NGX_OK;
+        sh = data;
+        goto done;
     }
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (shm_zone->shm.exists) {
-        shm_zone->data = shpool->data;
-        ngx_dg_stats_ptr = shpool->data;
-        return NGX_OK;
+        sh = shpool->data;
+        goto done;
     }
 
-    st = ngx_slab_calloc(shpool, sizeof(ngx_dg_stats_t));
-    if (st == NULL) {
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_dg_shctx_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    shpool->data = st;
-    shm_zone->data = st;
-    ngx_dg_stats_ptr = st;
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                    ngx_dg_limit_rbtree_insert_value);
+    ngx_queue_init(&sh->queue);
+
+    shpool->data = sh;
+
+    /* the limiter logs its own message when the zone is full */
+    shpool->log_nomem = 0;
+
+done:
+
+    shm_zone->data = sh;
+    ngx_dg_sh = sh;
+    ngx_dg_stats_ptr = &sh->stats;
 
     return NGX_OK;
 }

@@ -1,0 +1,140 @@
+/*
+ * distill-guard engine: the Redis writes of a key's change of state.
+ *
+ * Every command touches a single key, so they work on Redis Cluster: the
+ * key's state hash (hash tag {key_id}, read by the window script), the
+ * bounded sorted set of flagged keys, and the capped events stream.
+ */
+
+#include <stdio.h>
+
+#include "dg_cmd.h"
+#include "dg_state.h"
+
+
+static const char  *dg_state_names[] = { "pass", "tag", "throttle" };
+
+
+const char *
+dg_state_name(int state)
+{
+    return (state >= 0 && state <= DG_STATE_THROTTLE)
+           ? dg_state_names[state] : "pass";
+}
+
+
+int
+dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
+{
+    int   rc;
+    char  score[16];
+
+    dg_cmd_init(cmd);
+
+    snprintf(score, sizeof(score), "%u.%03u", req->score_milli / 1000,
+             req->score_milli % 1000);
+
+    switch (i) {
+
+    case 0:
+        /* st: the state; pu: the penalty's end on Redis's clock */
+        if (req->penalty_ms) {
+            rc = dg_cmd_add(cmd, "HSET", 4)
+                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                               req->prefix, req->key_id)
+                 | dg_cmd_add(cmd, "st", 2)
+                 | dg_cmd_addf(cmd, "%d", req->to)
+                 | dg_cmd_add(cmd, "pu", 2)
+                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                               (req->now_ms + req->penalty_ms));
+
+        } else {
+            rc = dg_cmd_add(cmd, "HSET", 4)
+                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                               req->prefix, req->key_id)
+                 | dg_cmd_add(cmd, "st", 2)
+                 | dg_cmd_addf(cmd, "%d", req->to);
+        }
+
+        break;
+
+    case 1:
+        rc = dg_cmd_add(cmd, "PEXPIRE", 7)
+             | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                           req->prefix, req->key_id)
+             | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                           (req->ttl_ms + req->penalty_ms));
+        break;
+
+    case 2:
+        if (req->to == DG_STATE_PASS) {
+            /* a key going back to pass keeps its place in the set */
+            return 1;
+        }
+
+        /* the highest score a key reached stays: ZADD GT */
+        rc = dg_cmd_add(cmd, "ZADD", 4)
+             | dg_cmd_addf(cmd, "%.*s:flagged", (int) req->prefix_len,
+                           req->prefix)
+             | dg_cmd_add(cmd, "GT", 2)
+             | dg_cmd_addf(cmd, "%s", score)
+             | dg_cmd_addf(cmd, "%s", req->key_id);
+        break;
+
+    case 3:
+        rc = dg_cmd_add(cmd, "ZREMRANGEBYRANK", 15)
+             | dg_cmd_addf(cmd, "%.*s:flagged", (int) req->prefix_len,
+                           req->prefix)
+             | dg_cmd_add(cmd, "0", 1)
+             | dg_cmd_addf(cmd, "%d", -(DG_FLAGGED_MAX + 1));
+        break;
+
+    case 4:
+        rc = dg_cmd_add(cmd, "PEXPIRE", 7)
+             | dg_cmd_addf(cmd, "%.*s:flagged", (int) req->prefix_len,
+                           req->prefix)
+             | dg_cmd_addf(cmd, "%d", DG_MONITOR_TTL_MS);
+        break;
+
+    case 5:
+        if (req->from == req->to) {
+            /* a renewed penalty is no change of state */
+            return 1;
+        }
+
+        rc = dg_cmd_add(cmd, "XADD", 4)
+             | dg_cmd_addf(cmd, "%.*s:events", (int) req->prefix_len,
+                           req->prefix)
+             | dg_cmd_add(cmd, "MAXLEN", 6)
+             | dg_cmd_add(cmd, "~", 1)
+             | dg_cmd_addf(cmd, "%d", DG_EVENTS_MAX)
+             | dg_cmd_add(cmd, "*", 1)
+             | dg_cmd_add(cmd, "key_id", 6)
+             | dg_cmd_addf(cmd, "%s", req->key_id)
+             | dg_cmd_add(cmd, "from", 4)
+             | dg_cmd_addf(cmd, "%s", dg_state_name(req->from))
+             | dg_cmd_add(cmd, "to", 2)
+             | dg_cmd_addf(cmd, "%s", dg_state_name(req->to))
+             | dg_cmd_add(cmd, "score", 5)
+             | dg_cmd_addf(cmd, "%s", score)
+             | dg_cmd_add(cmd, "signals", 7)
+             | dg_cmd_addf(cmd, "%s", req->signals);
+        break;
+
+    case 6:
+        if (req->from == req->to) {
+            return 1;
+        }
+
+        rc = dg_cmd_add(cmd, "PEXPIRE", 7)
+             | dg_cmd_addf(cmd, "%.*s:events", (int) req->prefix_len,
+                           req->prefix)
+             | dg_cmd_addf(cmd, "%d", DG_MONITOR_TTL_MS);
+        break;
+
+    default:
+        return 1;
+    }
+
+    return rc ? -1 : 0;
+}
