@@ -13,10 +13,28 @@ static const char  *dg_signal_names[DG_SIG_N] = {
 };
 
 
+/*
+ * Default weights (x1000).  Primary signals are the ones that tell a
+ * campaign from a heavy but honest user: the breadth of topics, prompts
+ * poured through a few templates, reasoning elicitation, and the same
+ * template on many keys.  Supporting signals (single-turn, regular
+ * timing, volume) are common in honest API traffic too (a product that
+ * answers its users one question at a time), so they only add to a
+ * score that a primary signal has started.  See README, "Scoring".
+ */
+
 void
 dg_score_conf_default(dg_score_conf_t *conf)
 {
     memset(conf, 0, sizeof(dg_score_conf_t));
+
+    conf->weight_milli[DG_SIG_COVERAGE] = 550;
+    conf->weight_milli[DG_SIG_TEMPLATE] = 450;
+    conf->weight_milli[DG_SIG_FANOUT] = 900;
+    conf->weight_milli[DG_SIG_COT] = 350;
+    conf->weight_milli[DG_SIG_SINGLE_TURN] = 250;
+    conf->weight_milli[DG_SIG_REGULAR] = 250;
+    conf->weight_milli[DG_SIG_VOLUME] = 150;
     conf->min_requests = 20;
 }
 
@@ -45,15 +63,106 @@ dg_signal_name(dg_signal_t sig)
 }
 
 
+/* 0 at or below lo, 1000 at or above hi, linear between */
+
+static uint32_t
+dg_ramp(int64_t x, int64_t lo, int64_t hi)
+{
+    if (x <= lo) {
+        return 0;
+    }
+
+    if (x >= hi) {
+        return 1000;
+    }
+
+    return (uint32_t) ((x - lo) * 1000 / (hi - lo));
+}
+
+
+static uint32_t
+dg_ramp_down(int64_t x, int64_t lo, int64_t hi)
+{
+    return 1000 - dg_ramp(x, lo, hi);
+}
+
+
 void
 dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
     const dg_profile_t *prof, const dg_features_t *f)
 {
-    (void) conf;
-    (void) prof;
+    int        i;
+    int64_t    sample, ratio;
+    uint32_t   w, primary, rest, support, gate, score, subnet;
+    const int64_t  *v;
+
     (void) f;
 
     memset(s, 0, sizeof(dg_score_t));
+
+    v = prof->v;
+    sample = v[DG_PROF_SAMPLE];
+
+    /* cross-key: counted from a key's first request */
+    s->strength_milli[DG_SIG_FANOUT] = dg_ramp(prof->template_keys, 2, 8);
+    subnet = dg_ramp(prof->subnet_keys, 20, 100) / 2;
+
+    if (subnet > s->strength_milli[DG_SIG_FANOUT]) {
+        s->strength_milli[DG_SIG_FANOUT] = subnet;
+    }
+
+    if (v[DG_PROF_REQUESTS] >= (int64_t) conf->min_requests && sample > 0) {
+
+        ratio = v[DG_PROF_TOPICS] * 1000 / sample;
+
+        s->strength_milli[DG_SIG_COVERAGE] = dg_ramp(ratio, 300, 700);
+        s->strength_milli[DG_SIG_TEMPLATE] =
+                      dg_ramp(v[DG_PROF_TOP_TEMPLATE_SHARE_MILLI], 300, 700);
+        s->strength_milli[DG_SIG_COT] =
+                      dg_ramp(v[DG_PROF_COT_SHARE_MILLI], 200, 600);
+        s->strength_milli[DG_SIG_SINGLE_TURN] =
+                      dg_ramp(v[DG_PROF_SINGLE_TURN_SHARE_MILLI], 700, 950);
+        s->strength_milli[DG_SIG_REGULAR] =
+                      dg_ramp_down(v[DG_PROF_GAP_CV_MILLI], 300, 700);
+        s->strength_milli[DG_SIG_VOLUME] =
+                      dg_ramp(v[DG_PROF_REQUESTS], 120, 600);
+    }
+
+    /* primary signals combine as a noisy-or: each can flag on its own */
+    rest = 1000;
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        if (i == DG_SIG_SINGLE_TURN || i == DG_SIG_REGULAR
+            || i == DG_SIG_VOLUME)
+        {
+            continue;
+        }
+
+        w = conf->weight_milli[i] * s->strength_milli[i] / 1000;
+        rest = rest * (1000 - (w > 1000 ? 1000 : w)) / 1000;
+    }
+
+    primary = 1000 - rest;
+
+    support = 0;
+    support += conf->weight_milli[DG_SIG_SINGLE_TURN]
+               * s->strength_milli[DG_SIG_SINGLE_TURN] / 1000;
+    support += conf->weight_milli[DG_SIG_REGULAR]
+               * s->strength_milli[DG_SIG_REGULAR] / 1000;
+    support += conf->weight_milli[DG_SIG_VOLUME]
+               * s->strength_milli[DG_SIG_VOLUME] / 1000;
+
+    /* supporting signals count in full once a primary one reaches 0.3 */
+    gate = primary >= 300 ? 1000 : primary * 1000 / 300;
+
+    score = primary + support * gate / 1000;
+    s->score_milli = score > 1000 ? 1000 : score;
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        if (s->strength_milli[i] >= 500 && conf->weight_milli[i] > 0) {
+            s->signals |= 1u << i;
+        }
+    }
 }
 
 
