@@ -20,6 +20,7 @@
 #define DG_CMD_ARGV_MAX     16
 #define DG_SHA1_HEX_LEN     40
 #define DG_KEY_ID_LEN       16          /* hex digits of the keyed hash */
+#define DG_PROFILE_JSON_MAX 512         /* dg_profile_json() needs no more */
 
 
 /* order of the integers the window script returns */
@@ -86,20 +87,30 @@ extern const size_t     dg_fanout_lua_len;
 
 /*
  * Fill cmd with EVALSHA (sha != NULL) or EVAL (sha == NULL, sends the
- * script text: loads it after a NOSCRIPT) of the window script.
- * Returns 0, or -1 when the arguments do not fit.
+ * script text: loads it after a NOSCRIPT) of the window script: one key,
+ * <prefix>:{<key_id>}:w.  The strings are copied into cmd->buf, except
+ * the script text, which is referred to.  Returns 0, or -1 when the
+ * arguments do not fit or are invalid (no features, window_ms 0 or
+ * >= 2^31, a brace in the prefix or key id).
  */
 int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     const char *sha);
 
 /*
  * The same for one cross-key counter; returns 1 when there is nothing to
- * count (no template fingerprint, no subnet), 0 when cmd is filled.
+ * count (no template fingerprint, no subnet), 0 when cmd is filled, -1 as
+ * above.  Keys <prefix>:{h:<head hex>}:<b> and :<b + 1>, b = now_ms /
+ * window_ms (t: tail, n: subnet); the reply counts the distinct keys of
+ * the last one to two windows.
  */
 int dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     dg_fanout_t which, const char *sha);
 
-/* store the window script's integer array reply; -1 if n is too short */
+/*
+ * store the window script's integer array reply; -1 if n is too short.
+ * Elements past DG_PROF_NFIELDS are ignored; template_keys and
+ * subnet_keys are left as they are (they come from the fan-out replies).
+ */
 int dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n);
 
 /* compact JSON object of the profile, NUL-terminated; returns length */

@@ -1,0 +1,268 @@
+/*
+ * distill-guard engine: the commands of the per-key sliding window and
+ * of the cross-key counters, and the window profile they return.
+ *
+ * Key names (doc/redis-keys.md):
+ *   <prefix>:{<key_id>}:w          the key's window (src/dg_window.lua)
+ *   <prefix>:{h:<head hex>}:<n>    distinct keys per template head,
+ *   <prefix>:{t:<tail hex>}:<n>    ... tail,
+ *   <prefix>:{n:<network>}:<n>     ... client network (src/dg_fanout.lua)
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dg_cmd.h"
+#include "dg_window.h"
+
+
+#define DG_WINDOW_MS_MAX    2147483647  /* the script's timestamps wrap at
+                                           2^32 ms and need window < 2^31 */
+
+
+static int dg_window_start(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *sha, const char *script, size_t script_len,
+    unsigned numkeys);
+static int dg_window_valid(const char *s, size_t len);
+static size_t dg_milli(char *buf, size_t size, int64_t v);
+
+
+int
+dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
+{
+    unsigned              flags;
+    const dg_features_t  *f;
+
+    f = req->features;
+
+    if (f == NULL) {
+        return -1;
+    }
+
+    if (dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len, 1)
+        != 0)
+    {
+        return -1;
+    }
+
+    flags = (f->turns <= 1 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
+
+    if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
+                    req->key_id) != 0
+        || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
+        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->template_head) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->template_tail) != 0
+        || dg_cmd_addf(cmd, "%u", flags) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
+    const char *sha)
+{
+    int        n;
+    char       tag[80];
+    size_t     len;
+    uint32_t   fp;
+    uint64_t   bucket;
+
+    switch (which) {
+
+    case DG_FANOUT_HEAD:
+    case DG_FANOUT_TAIL:
+        if (req->features == NULL) {
+            return -1;
+        }
+
+        fp = (which == DG_FANOUT_HEAD) ? req->features->template_head
+                                       : req->features->template_tail;
+        if (fp == 0) {
+            return 1;
+        }
+
+        n = snprintf(tag, sizeof(tag), "%c:%08" PRIx32,
+                     which == DG_FANOUT_HEAD ? 'h' : 't', fp);
+        break;
+
+    case DG_FANOUT_SUBNET:
+        if (req->subnet == NULL || req->subnet[0] == '\0') {
+            return 1;
+        }
+
+        len = strlen(req->subnet);
+
+        /* a brace would move the hash tag */
+        if (!dg_window_valid(req->subnet, len)) {
+            return -1;
+        }
+
+        n = snprintf(tag, sizeof(tag), "n:%s", req->subnet);
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (n < 0 || (size_t) n >= sizeof(tag)) {
+        return -1;
+    }
+
+    if (dg_window_start(cmd, req, sha, dg_fanout_lua, dg_fanout_lua_len, 2)
+        != 0)
+    {
+        return -1;
+    }
+
+    /*
+     * The HyperLogLog of bucket b counts buckets b - 1 and b: the request
+     * goes into the current bucket and the next one
+     */
+    bucket = req->now_ms / req->window_ms;
+
+    if (dg_cmd_addf(cmd, "%.*s:{%s}:%" PRIu64, (int) req->prefix_len,
+                    req->prefix, tag, bucket) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:%" PRIu64, (int) req->prefix_len,
+                       req->prefix, tag, bucket + 1) != 0
+        || dg_cmd_add(cmd, req->key_id, strlen(req->key_id)) != 0
+        || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
+{
+    /* later script versions append fields: they are ignored here */
+    if (n < DG_PROF_NFIELDS) {
+        return -1;
+    }
+
+    /* template_keys and subnet_keys come from other replies: kept */
+    memcpy(prof->v, v, sizeof(prof->v));
+
+    return 0;
+}
+
+
+size_t
+dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
+{
+    int            n;
+    char           entropy[32], top[32], single[32], cot[32], cv[32];
+    const int64_t  *v;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    v = prof->v;
+
+    (void) dg_milli(entropy, sizeof(entropy), v[DG_PROF_TOPIC_ENTROPY_MILLI]);
+    (void) dg_milli(top, sizeof(top), v[DG_PROF_TOP_TEMPLATE_SHARE_MILLI]);
+    (void) dg_milli(single, sizeof(single),
+                    v[DG_PROF_SINGLE_TURN_SHARE_MILLI]);
+    (void) dg_milli(cot, sizeof(cot), v[DG_PROF_COT_SHARE_MILLI]);
+    (void) dg_milli(cv, sizeof(cv), v[DG_PROF_GAP_CV_MILLI]);
+
+    n = snprintf(buf, size,
+                 "{\"requests\":%" PRId64 ",\"sample\":%" PRId64
+                 ",\"topics\":%" PRId64 ",\"topic_entropy\":%s"
+                 ",\"templates\":%" PRId64 ",\"top_template_share\":%s"
+                 ",\"single_turn_share\":%s,\"cot_share\":%s"
+                 ",\"gap_mean_ms\":%" PRId64 ",\"gap_cv\":%s"
+                 ",\"bytes\":%" PRId64 ",\"template_keys\":%" PRId64
+                 ",\"subnet_keys\":%" PRId64 "}",
+                 v[DG_PROF_REQUESTS], v[DG_PROF_SAMPLE], v[DG_PROF_TOPICS],
+                 entropy, v[DG_PROF_TEMPLATES], top, single, cot,
+                 v[DG_PROF_GAP_MEAN_MS], cv, v[DG_PROF_BYTES],
+                 prof->template_keys, prof->subnet_keys);
+
+    if (n < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+
+    /* snprintf cut it short and kept the NUL */
+    if ((size_t) n >= size) {
+        return size - 1;
+    }
+
+    return (size_t) n;
+}
+
+
+/*
+ * EVALSHA sha numkeys, or EVAL script numkeys; checks what every key name
+ * is built from
+ */
+static int
+dg_window_start(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha,
+    const char *script, size_t script_len, unsigned numkeys)
+{
+    dg_cmd_init(cmd);
+
+    if (req->prefix == NULL || req->key_id == NULL
+        || req->window_ms == 0 || req->window_ms > DG_WINDOW_MS_MAX
+        || req->prefix_len > 0x7fffffff
+        || !dg_window_valid(req->prefix, req->prefix_len)
+        || !dg_window_valid(req->key_id, strlen(req->key_id))
+        || req->key_id[0] == '\0')
+    {
+        return -1;
+    }
+
+    if (sha != NULL) {
+        if (dg_cmd_add(cmd, "EVALSHA", 7) != 0
+            || dg_cmd_add(cmd, sha, strlen(sha)) != 0)
+        {
+            return -1;
+        }
+
+    } else if (dg_cmd_add(cmd, "EVAL", 4) != 0
+               || dg_cmd_add_ref(cmd, script, script_len) != 0)
+    {
+        return -1;
+    }
+
+    return dg_cmd_addf(cmd, "%u", numkeys);
+}
+
+
+/*
+ * Redis Cluster hashes the text between the first '{' and the next '}':
+ * a brace in a name part would move the hash tag off the key id
+ */
+static int
+dg_window_valid(const char *s, size_t len)
+{
+    return memchr(s, '{', len) == NULL && memchr(s, '}', len) == NULL;
+}
+
+
+/* v / 1000 with three decimals, by integer arithmetic */
+static size_t
+dg_milli(char *buf, size_t size, int64_t v)
+{
+    int       n;
+    uint64_t  a;
+
+    /* the magnitude as unsigned: -INT64_MIN does not fit in int64_t */
+    a = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+    n = snprintf(buf, size, "%s%" PRIu64 ".%03" PRIu64, v < 0 ? "-" : "",
+                 a / 1000, a % 1000);
+
+    return n < 0 ? 0 : (size_t) n;
+}

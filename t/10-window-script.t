@@ -1,0 +1,338 @@
+#!/usr/bin/perl
+# The Redis scripts against a real redis-server: src/dg_window.lua (the
+# per-key sliding window and its profile) and src/dg_fanout.lua (distinct
+# keys per template or network).  Known sequences give known statistics;
+# the window slides; every key has a TTL and is gone after the window;
+# one key's memory stays under 4 KB after 1,000 requests.
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DG::Harness;
+use File::Temp qw(tempfile);
+use List::Util qw(sum);
+use Time::HiRes qw(sleep time);
+
+DG::Harness::watchdog(60);
+
+my $ROOT = DG::Harness::root();
+my $redis = DG::Harness::Redis->start;
+
+my @FIELDS = qw(requests sample topics topic_entropy templates top_template
+                single_turn cot gap_mean_ms gap_cv bytes);
+
+sub lua { DG::Harness::slurp("$ROOT/src/$_[0]") }
+
+my $WSHA = $redis->cli('SCRIPT', 'LOAD', lua('dg_window.lua'));
+my $FSHA = $redis->cli('SCRIPT', 'LOAD', lua('dg_fanout.lua'));
+like($WSHA, qr/^[0-9a-f]{40}\z/, 'window script loads') or diag($WSHA);
+like($FSHA, qr/^[0-9a-f]{40}\z/, 'fan-out script loads') or diag($FSHA);
+
+# Runs many commands through one redis-cli (one per line, arguments
+# without blanks); returns its output lines.
+sub pipe_cli {
+    my (@lines) = @_;
+    my ($tmp, $file) = tempfile(UNLINK => 1);
+    print $tmp map { "$_\n" } @lines;
+    close $tmp;
+    my @cmd = $redis->cli_cmd;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', $file or die "$file: $!";
+        exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+    }
+    my @out = <$out>;
+    close $out;
+    chomp @out;
+    return @out;
+}
+
+# window calls: each [key_id, window_ms, topic, head, tail, flags, bytes,
+# now_ms or undef]; returns one hashref of the profile per call
+sub window {
+    my @lines = map {
+        my ($id, @a) = @$_;
+        pop @a unless defined $a[-1];
+        join ' ', 'EVALSHA', $WSHA, 1, "dg:{$id}:w", @a;
+    } @_;
+    my @out = pipe_cli(@lines);
+    my @res;
+    while (@out) {
+        my @v = splice @out, 0, scalar @FIELDS;
+        die "window: unexpected reply: @v\n" if grep { !/^-?\d+\z/ } @v;
+        my %p;
+        @p{@FIELDS} = @v;
+        push @res, \%p;
+    }
+    return @res;
+}
+
+sub last_profile { (window(@_))[-1] }
+
+sub fanout {
+    my ($tag, $bucket, $window, @ids) = @_;
+    return pipe_cli(map {
+        "EVALSHA $FSHA 2 dg:{$tag}:$bucket dg:{$tag}:" . ($bucket + 1)
+            . " $_ $window"
+    } @ids);
+}
+
+sub keys_like { sort split /\n/, $redis->cli('KEYS', $_[0]) }
+
+my $T0 = 1_700_000_000_000;        # a fixed clock for exact timings
+my $W  = 60_000;
+
+
+subtest 'ten requests, two templates, five topics' => sub {
+    my @calls;
+    for my $i (0 .. 9) {
+        my $tmpl = $i % 2 ? 0xaaaa0001 : 0xbbbb0002;
+        my $flags = ($i < 4 ? 1 : 0) | ($i >= 7 ? 2 : 0);
+        push @calls, ['known1', $W, $i % 5, $tmpl, $tmpl + 1, $flags,
+                      100 + $i, $T0 + 100 * $i];
+    }
+    my @p = window(@calls);
+    is(scalar @p, 10, 'ten replies');
+    is_deeply($p[0], { requests => 1, sample => 1, topics => 1,
+        topic_entropy => 0, templates => 1, top_template => 1000,
+        single_turn => 1000, cot => 0, gap_mean_ms => 0, gap_cv => 0,
+        bytes => 100 }, 'first request');
+    is_deeply($p[9], { requests => 10, sample => 10, topics => 5,
+        topic_entropy => 2322, templates => 2, top_template => 500,
+        single_turn => 400, cot => 300, gap_mean_ms => 100, gap_cv => 0,
+        bytes => 1045 }, 'after ten') or diag(explain($p[9]));
+    is_deeply([map { $_->{requests} } @p], [1 .. 10], 'requests count up');
+};
+
+subtest 'topic entropy and distinct topics' => sub {
+    my @cases = (
+        [[(7) x 8],                   1, 0],
+        [[1, 2, 1, 2],                2, 1000],
+        [[0 .. 3],                    4, 2000],
+        [[map { $_ * 500 } 0 .. 7],   8, 3000],
+        [[5, 5, 5, 9],                2, 811],
+        [[0 .. 99],                 100, 6644],
+    );
+    my $n = 0;
+    for my $c (@cases) {
+        my ($topics, $distinct, $ent) = @$c;
+        $n++;
+        my $i = 0;
+        my $p = last_profile(map {
+            ["ent$n", $W, $_, 0, 0, 0, 10, $T0 + 10 * $i++]
+        } @$topics);
+        is($p->{topics}, $distinct, "case $n: $distinct distinct topics");
+        is($p->{topic_entropy}, $ent, "case $n: entropy $ent milli-bits");
+        is($p->{templates}, 0, "case $n: no template");
+        is($p->{top_template}, 0, "case $n: no template share");
+    }
+};
+
+subtest 'templates: heads, tails, either end' => sub {
+    # heads only (the tail is free text): 3 heads, the top one 4 of 6
+    my @h = (1, 1, 2, 1, 3, 1);
+    my $i = 0;
+    my $p = last_profile(map { ['tpl1', $W, 0, $_, 0, 0, 1, $T0 + $i++] } @h);
+    is($p->{templates}, 3, 'heads only: 3 templates');
+    is($p->{top_template}, 667, 'heads only: top share 4/6');
+
+    # one fixed head, three different fixed tails: min(1, 3)
+    $i = 0;
+    $p = last_profile(map { ['tpl2', $W, 0, 77, $_, 0, 1, $T0 + $i++] }
+                      (5, 6, 7, 5));
+    is($p->{templates}, 1, 'one head, three tails: 1 template');
+    is($p->{top_template}, 1000, 'the head is in every request');
+
+    # half the requests have no template at all
+    $i = 0;
+    $p = last_profile(map { ['tpl3', $W, 0, $_, $_, 0, 1, $T0 + $i++] }
+                      (9, 0, 9, 0, 8, 0, 0, 0));
+    is($p->{templates}, 2, 'untemplated requests: 2 templates');
+    is($p->{top_template}, 250, 'top share over all requests: 2/8');
+
+    # every request a new template
+    $i = 0;
+    $p = last_profile(map { ['tpl4', $W, 0, 1000 + $_, 5000 + $_, 0, 1,
+                             $T0 + $i++] } 1 .. 50);
+    is($p->{templates}, 50, '50 different templates');
+    is($p->{top_template}, 20, 'top share 1/50');
+
+    # uint32 extremes survive
+    $p = last_profile(['tpl5', $W, 4095, 4294967295, 4294967295, 3,
+                       4294967295, $T0]);
+    is($p->{templates}, 1, 'fingerprint 2^32-1');
+    is($p->{bytes}, 4294967295, 'bytes 2^32-1');
+    is($p->{cot}, 1000, 'cot flag');
+    is($p->{single_turn}, 1000, 'single-turn flag');
+};
+
+subtest 'inter-arrival gaps' => sub {
+    my @t = (0, 100, 400, 500, 800, 900, 1200);      # 100, 300, 100, ...
+    my $p = last_profile(map { ['gap1', $W, 0, 0, 0, 0, 1, $T0 + $_] } @t);
+    is($p->{gap_mean_ms}, 200, 'gap mean 200 ms');
+    is($p->{gap_cv}, 500, 'gap cv 0.5');
+
+    # a clock that steps back (failover) is held at the newest record
+    $p = last_profile(['gap1', $W, 0, 0, 0, 0, 1, $T0 + 1000]);
+    is($p->{gap_mean_ms}, 171, 'a step back counts as a zero gap');
+    is($p->{sample}, 8, 'and the request is counted');
+
+    # timestamps are kept mod 2^32: crossing a multiple changes nothing
+    my $wrap = 4294967296 * 400 - 150;
+    $p = last_profile(map { ['gap2', $W, 0, 0, 0, 0, 1, $wrap + 100 * $_] }
+                      0 .. 4);
+    is($p->{gap_mean_ms}, 100, 'gap mean across a 2^32 ms boundary');
+    is($p->{gap_cv}, 0, 'regular gaps');
+    is($p->{requests}, 5, 'all five in the window');
+};
+
+subtest 'the window slides (script clock)' => sub {
+    my $w = 2000;
+    my @p = window(
+        (map { ['slide1', $w, $_, 0, 0, 0, 10, $T0 + 100 * $_] } 0 .. 4),
+        ['slide1', $w, 9, 0, 0, 0, 20, $T0 + 1500],
+        ['slide1', $w, 9, 0, 0, 0, 20, $T0 + 2350],    # 0 .. 3 out
+        ['slide1', $w, 9, 0, 0, 0, 20, $T0 + 4400]);   # all others out
+    is($p[5]{requests}, 6, 'six inside');
+    is($p[6]{requests}, 3, 'four aged out');
+    is($p[6]{sample}, 3, 'sample follows');
+    is($p[6]{topics}, 2, 'their topics left');
+    is($p[6]{bytes}, 50, 'their bytes left');
+    is($p[6]{gap_mean_ms}, 975, 'gaps of the remaining ones only');
+    is($p[7]{requests}, 1, 'one left after a quiet spell');
+    is($p[7]{topic_entropy}, 0, 'entropy of one');
+
+    # a request exactly one window old is out
+    @p = window(['slide2', 1000, 1, 0, 0, 0, 1, $T0],
+                ['slide2', 1000, 2, 0, 0, 0, 1, $T0 + 999],
+                ['slide2', 1000, 3, 0, 0, 0, 1, $T0 + 1000]);
+    is($p[1]{requests}, 2, '999 ms old: inside');
+    is($p[2]{requests}, 2, '1000 ms old: outside');
+};
+
+subtest 'more requests than the ring holds' => sub {
+    # one request every 30 ms for 90 s, window 60 s: 2,000 inside once
+    # full; the ring keeps 128, the 32 sub-windows (1,875 ms, 62.5
+    # requests each) count the rest
+    my @p = window(map {
+        ['big1', $W, $_ % 4096, 0, 0, 0, 10, $T0 + 30 * $_]
+    } 0 .. 2999);
+    my ($worst, $sum) = (0, 0);
+    for my $i (0 .. $#p) {
+        my $exact = $i < 2000 ? $i + 1 : 2000;
+        my $err = abs($p[$i]{requests} - $exact);
+        $worst = $err if $err > $worst;
+        $sum += $err;
+    }
+    cmp_ok($worst, '<=', 63, "error within one sub-window (worst $worst)");
+    cmp_ok($sum / @p, '<', 1, 'and below one request on average');
+    is_deeply([map { $_->{requests} } @p[0 .. 127]], [1 .. 128],
+              'exact while the ring holds the whole window');
+    is($p[127]{bytes}, 1280, 'bytes too');
+    is($p[-1]{sample}, 128, 'statistics over the last 128');
+    is($p[-1]{topics}, 128, '128 distinct topics in the sample');
+    is($p[-1]{topic_entropy}, 7000, 'entropy log2(128)');
+    is($p[-1]{gap_mean_ms}, 30, 'gap mean');
+    cmp_ok(abs($p[-1]{bytes} - 10 * $p[-1]{requests}), '<=', 10,
+           'bytes follow the same estimate');
+};
+
+subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {
+    my $w = 1000;
+    $redis->cli('FLUSHALL');
+    my @p = window(map { ['rt1', $w, $_, 11, 22, 1, 5, undef] } 1 .. 5);
+    is($p[4]{requests}, 5, 'five requests on the Redis clock');
+    my $ttl = $redis->cli('PTTL', 'dg:{rt1}:w');
+    ok($ttl > 0 && $ttl <= $w, "window key TTL $ttl ms <= window");
+    sleep 0.6;
+    my $p = last_profile(['rt1', $w, 6, 11, 22, 1, 5, undef]);
+    is($p->{requests}, 6, 'still six after 0.6 s');
+    cmp_ok($p->{gap_mean_ms}, '>=', 100, 'the pause shows in the gaps');
+    sleep 0.6;
+    $p = last_profile(['rt1', $w, 7, 11, 22, 1, 5, undef]);
+    is($p->{requests}, 2, 'the first five aged out after 1.2 s');
+
+    my $b = int(time * 1000 / $w);
+    my @f = fanout('h:0000abcd', $b, $w, 'rt1');
+    is($f[0], 1, 'fan-out counts one key');
+
+    my @keys = keys_like('dg:*');
+    is_deeply(\@keys, ['dg:{h:0000abcd}:' . $b, 'dg:{h:0000abcd}:' . ($b + 1),
+                       'dg:{rt1}:w'], 'the keys of one request')
+        or diag(explain(\@keys));
+    for my $k (@keys) {
+        my $t = $redis->cli('PTTL', $k);
+        ok($t > 0 && $t <= 2 * $w, "$k has a TTL ($t ms)");
+    }
+
+    sleep 1.1;
+    is_deeply([keys_like('dg:{rt1}:*')], [], 'window key gone after window');
+    sleep 1.0;
+    is_deeply([keys_like('dg:*')], [], 'nothing left after two windows');
+};
+
+subtest 'fan-out counts distinct keys over two buckets' => sub {
+    my $w = 60_000;
+    my $b = 28_333_333;
+    my @r = fanout('t:12345678', $b, $w, map { "key$_" } 1 .. 20, 1 .. 20);
+    is($r[19], 20, '20 keys');
+    is($r[-1], 20, 'repeats do not count');
+    @r = fanout('t:12345678', $b + 1, $w, map { "key$_" } 15 .. 24);
+    is($r[-1], 24, 'next bucket: the previous one still counts');
+    @r = fanout('t:12345678', $b + 2, $w, 'key30');
+    is($r[-1], 11, 'two buckets on: the previous bucket and this one');
+    @r = fanout('n:192.0.2', $b, $w, 'key1');
+    is($r[0], 1, 'another tag counts apart');
+
+    my @n = fanout('n:10.0.0', $b, $w, map { sprintf 'k%05d', $_ } 1 .. 1000);
+    cmp_ok(abs($n[-1] - 1000), '<=', 30, "1000 keys: $n[-1]");
+
+    for my $k (keys_like('dg:{t:12345678}:*')) {
+        my $t = $redis->cli('PTTL', $k);
+        ok($t > 0 && $t <= 2 * $w, "$k has a TTL");
+    }
+};
+
+subtest 'memory of one key after 1,000 requests' => sub {
+    srand(7);
+    my @calls = map {
+        ['mem1', $W, int(rand 4096), 1 + int(rand 4294967295),
+         1 + int(rand 4294967295), int(rand 4), int(rand 20000), undef]
+    } 1 .. 1000;
+    my @p = window(@calls);
+    is($p[-1]{requests}, 1000, '1000 requests in the window');
+    cmp_ok($p[-1]{topics}, '>=', 120, 'random topics');
+    is($p[-1]{templates}, 128, 'every request its own template');
+
+    my @keys = keys_like('*{mem1}*');
+    is(scalar @keys, 1, 'one Redis key per API key');
+    my $bytes = sum(map { $redis->cli('MEMORY', 'USAGE', $_) } @keys);
+    cmp_ok($bytes, '<=', 4096, "MEMORY USAGE $bytes bytes <= 4096");
+    like($_, qr/^dg:\{mem1\}:/, "$_ carries the hash tag {mem1}") for @keys;
+};
+
+subtest 'bad input and old state' => sub {
+    my $out = $redis->cli('EVALSHA', $WSHA, 1, 'dg:{bad}:w', 0, 1, 0, 0, 0, 1);
+    like($out, qr/bad window_ms/, 'window_ms 0 is an error');
+    $out = $redis->cli('EVALSHA', $WSHA, 1, 'dg:{bad}:w', 2147483648, 1, 0,
+                       0, 0, 1);
+    like($out, qr/bad window_ms/, 'window_ms 2^31 is an error');
+    $out = $redis->cli('EVALSHA', $FSHA, 2, 'dg:{n:x}:1', 'dg:{n:x}:2',
+                       'k', 0);
+    like($out, qr/bad window_ms/, 'fan-out window_ms 0 is an error');
+
+    # a value of another layout (an older version) starts afresh
+    $redis->cli('SET', 'dg:{old}:w', 'something else');
+    my $p = last_profile(['old', $W, 1, 0, 0, 0, 7, undef]);
+    is($p->{requests}, 1, 'unknown state is replaced');
+    is($redis->cli('STRLEN', 'dg:{old}:w'), 15 + 33 * 10 + 128 * 21,
+       'with the fixed-size state');
+
+    # a new window length resets the sub-window counters, not the ring
+    $p = last_profile(['old', 2 * $W, 1, 0, 0, 0, 7, undef]);
+    is($p->{requests}, 2, 'window change keeps the ring');
+};
+
+done_testing();
