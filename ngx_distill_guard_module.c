@@ -77,8 +77,8 @@ static ngx_int_t ngx_http_distill_guard_parse_milli(ngx_str_t *value,
     ngx_uint_t max);
 static char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
     void *data);
-static char *ngx_http_distill_guard_body_max_check(ngx_conf_t *cf,
-    void *post, void *data);
+static char *ngx_http_distill_guard_body_max(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static void ngx_http_distill_guard_cot_cleanup(void *data);
 static ngx_int_t ngx_http_distill_guard_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_distill_guard_init_process(ngx_cycle_t *cycle);
@@ -107,8 +107,6 @@ static ngx_conf_num_bounds_t  ngx_http_distill_guard_status_bounds = {
 static ngx_conf_post_t  ngx_http_distill_guard_secret_post =
     { ngx_http_distill_guard_secret_check };
 
-static ngx_conf_post_t  ngx_http_distill_guard_body_max_post =
-    { ngx_http_distill_guard_body_max_check };
 
 
 static ngx_command_t  ngx_http_distill_guard_commands[] = {
@@ -136,10 +134,10 @@ static ngx_command_t  ngx_http_distill_guard_commands[] = {
 
     { ngx_string("distill_guard_body_max"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_size_slot,
+      ngx_http_distill_guard_body_max,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_distill_guard_loc_conf_t, body_max),
-      &ngx_http_distill_guard_body_max_post },
+      0,
+      NULL },
 
     { ngx_string("distill_guard_cot_pattern"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -506,6 +504,10 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     op->req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
     op->req.features = &op->features;
     op->req.subnet = op->subnet;
+    op->req.throttle_ms = dlcf->throttle.period;
+    op->req.rate_ms = dlcf->rate.period;
+    op->req.rate_burst = (uint32_t) dlcf->rate.burst;
+    op->req.shadow = (dlcf->mode == NGX_DG_MODE_SHADOW);
     op->data = ctx;
     op->handler = ngx_http_distill_guard_redis_done;
 
@@ -1839,14 +1841,29 @@ ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post, void *data)
 
 
 static char *
-ngx_http_distill_guard_body_max_check(ngx_conf_t *cf, void *post,
-    void *data)
+ngx_http_distill_guard_body_max(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
 {
-    size_t  *sp = data;
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
 
-    if (*sp == 0 || *sp > NGX_DG_BODY_MAX_LIMIT) {
-        return "must be between 1 and 16m";
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (dlcf->body_max != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
     }
+
+    value = cf->args->elts;
+    size = ngx_parse_size(&value[1]);
+
+    if (size <= 0 || size > NGX_DG_BODY_MAX_LIMIT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid size \"%V\" in \"%V\", it must be "
+                           "between 1 and 16m", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->body_max = (size_t) size;
 
     return NGX_CONF_OK;
 }

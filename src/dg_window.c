@@ -40,7 +40,7 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    if (dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len, 1)
+    if (dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len, 2)
         != 0)
     {
         return -1;
@@ -50,12 +50,20 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
         || dg_cmd_addf(cmd, "%u", (unsigned) f->topic) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, f->template_head) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, f->template_tail) != 0
         || dg_cmd_addf(cmd, "%u", flags) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0)
+        || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0
+        /* ARGV[7], the clock of the tests, is empty: Redis's TIME */
+        || dg_cmd_add(cmd, "", 0) != 0
+        || dg_cmd_addf(cmd, "%" PRIu64, req->throttle_ms) != 0
+        || dg_cmd_addf(cmd, "%" PRIu64, req->rate_ms) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, req->rate_burst) != 0
+        || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0)
     {
         return -1;
     }
@@ -151,6 +159,13 @@ dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
 
     /* template_keys and subnet_keys come from other replies: kept */
     memcpy(prof->v, v, sizeof(prof->v));
+
+    prof->state = n > DG_LIM_STATE ? v[DG_LIM_STATE] : 0;
+    prof->penalty_ms = n > DG_LIM_PENALTY_MS ? v[DG_LIM_PENALTY_MS] : 0;
+    prof->refused = n > DG_LIM_REFUSED ? v[DG_LIM_REFUSED] : 0;
+    prof->retry_ms = n > DG_LIM_RETRY_MS ? v[DG_LIM_RETRY_MS] : 0;
+    prof->remaining = n > DG_LIM_REMAINING ? v[DG_LIM_REMAINING] : 0;
+    prof->now_ms = n > DG_LIM_NOW_MS ? v[DG_LIM_NOW_MS] : 0;
 
     return 0;
 }

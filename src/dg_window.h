@@ -40,10 +40,29 @@ enum {
 };
 
 
+/* the key's limiter state, after the profile in the same reply */
+enum {
+    DG_LIM_STATE = DG_PROF_NFIELDS,     /* 0 pass, 1 tag, 2 throttle */
+    DG_LIM_PENALTY_MS,                  /* penalty left */
+    DG_LIM_REFUSED,                     /* 0, 1 by the throttle, 2 by rate */
+    DG_LIM_RETRY_MS,                    /* when a refused request may retry */
+    DG_LIM_REMAINING,                   /* requests left in the burst */
+    DG_LIM_NOW_MS,                      /* Redis's clock */
+    DG_LIM_END
+};
+
+
 typedef struct {
     int64_t             v[DG_PROF_NFIELDS];
     int64_t             template_keys;  /* distinct keys on this template */
     int64_t             subnet_keys;    /* distinct keys on this network */
+
+    int64_t             state;          /* DG_LIM_* fields, 0 if absent */
+    int64_t             penalty_ms;
+    int64_t             refused;
+    int64_t             retry_ms;
+    int64_t             remaining;
+    int64_t             now_ms;
 } dg_profile_t;
 
 
@@ -65,6 +84,11 @@ typedef struct {
     const dg_features_t *features;
     const char         *subnet;         /* "192.0.2" or "2001:db8:1"; may be
                                            NULL */
+    uint64_t            throttle_ms;    /* a throttled key: one request per
+                                           throttle_ms; 0: none */
+    uint64_t            rate_ms;        /* plain per-key rate; 0: none */
+    uint32_t            rate_burst;
+    unsigned            shadow:1;       /* report refusals, refuse nothing */
 } dg_window_req_t;
 
 

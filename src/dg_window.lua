@@ -6,6 +6,12 @@ key's window profile.  The clock is Redis' own (TIME), so every gateway
 node shares it; Redis 7 replicates the script's effects, not the script.
 
 KEYS[1]  <prefix>:{<key_id>}:w    the key's window state (STRING, below)
+KEYS[2]  <prefix>:{<key_id>}:s    the key's limiter state (HASH): st (0
+                                  pass, 1 tag, 2 throttle), pu (end of
+                                  the penalty, ms), tt and rt (theoretical
+                                  arrival times of the throttle and of the
+                                  plain rate, ms); st and pu are written
+                                  by the module on a change of state
 
 ARGV[1]  window_ms      window length in milliseconds, 1 .. 2^31 - 1
 ARGV[2]  topic          topic bucket 0 .. 4095
@@ -13,8 +19,13 @@ ARGV[3]  template_head  head fingerprint, uint32 in decimal; 0: none
 ARGV[4]  template_tail  tail fingerprint, uint32 in decimal; 0: none
 ARGV[5]  flags          bit 0: single-turn (turns <= 1), bit 1: cot > 0
 ARGV[6]  bytes          prompt bytes of the request
-ARGV[7]  now_ms         optional, for tests only: the clock in ms since
+ARGV[7]  now_ms         empty, or for tests only: the clock in ms since
                         the epoch instead of TIME
+ARGV[8]  throttle_ms    a penalised key may send one request per
+                        throttle_ms; 0: no throttle
+ARGV[9]  rate_ms        plain per-key rate: one request per rate_ms, with
+ARGV[10] rate_burst     rate_burst more at once; rate_ms 0: no rate
+ARGV[11] shadow         "1": report refusals but let every request count
 
 Reply: an array of integers in the DG_PROF_* order of src/dg_window.h.
 Later versions append fields; readers ignore what they do not know.
@@ -33,6 +44,15 @@ Later versions append fields; readers ignore what they do not know.
  10 gap_cv            their coefficient of variation * 1000 (population
                       standard deviation / mean)
  11 bytes             prompt bytes in the window (same method as 1)
+ 12 state             the key's state as the module last wrote it
+ 13 penalty_ms        penalty left, 0 if none
+ 14 refused           0, 1 refused by the throttle, 2 by the plain rate
+ 15 retry_ms          for a refused request: when one would pass
+ 16 remaining         requests left in the burst of the limit that applied
+ 17 now_ms            Redis's clock
+
+A refused request is still added to the window: the profile is of what
+the key sends, so a campaign that keeps knocking stays throttled.
 
 State: one STRING of fixed size, little-endian.  It is written whole when
 created and then patched with SETRANGE, so its allocation never changes.
@@ -109,7 +129,7 @@ elseif nbytes >= B32 then
 end
 
 local now
-if ARGV[7] then
+if ARGV[7] and ARGV[7] ~= '' then
     now = floor(tonumber(ARGV[7]) or 0)
 else
     local t = redis.call('TIME')
@@ -151,6 +171,46 @@ if n > 0 then
         -- keep the ring in order
         now = now + (B32 - d)
     end
+end
+
+-- the limiter: the plain rate first, then the throttle of a penalised
+-- key; both are the generic cell rate algorithm on an arrival time
+local skey = KEYS[2]
+local throttle_ms = floor(tonumber(ARGV[8]) or 0)
+local rate_ms = floor(tonumber(ARGV[9]) or 0)
+local rate_burst = floor(tonumber(ARGV[10]) or 0)
+local lim = skey and redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
+            or {}
+local st = tonumber(lim[1]) or 0
+local pu = tonumber(lim[2]) or 0
+local tt = tonumber(lim[3]) or 0
+local rt = tonumber(lim[4]) or 0
+local penalty = (pu > now) and (pu - now) or 0
+local refused, retry, remaining = 0, 0, 0
+
+if rate_ms > 0 then
+    local t = math.max(rt, now)
+    local allow = rate_ms * rate_burst
+    if t - now > allow then
+        refused, retry = 2, t - now - allow
+    else
+        rt = t + rate_ms
+        remaining = floor((allow - (t - now)) / rate_ms)
+    end
+end
+
+if refused == 0 and penalty > 0 and throttle_ms > 0 then
+    if tt > now then
+        refused, retry, remaining = 1, tt - now, 0
+    else
+        tt = now + throttle_ms
+    end
+end
+
+if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
+    redis.call('HSET', skey, 'tt', tt, 'rt', rt)
+    redis.call('PEXPIRE', skey,
+               math.max(window + penalty, rt - now, tt - now))
 end
 
 local start = now - window              -- inside the window: ts > start
@@ -436,5 +496,11 @@ return {
     round(cot * 1000 / sample),
     round(gap_mean),
     round(gap_cv * 1000),
-    bytes
+    bytes,
+    st,
+    penalty,
+    refused,
+    retry,
+    remaining,
+    now
 }

@@ -107,21 +107,33 @@ test_window_cmd_evalsha(void **state)
 
     t_req_init(&t);
 
+    t.req.throttle_ms = 10000;
+    t.req.rate_ms = 500;
+    t.req.rate_burst = 3;
+    t.req.shadow = 1;
+
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    assert_int_equal(cmd.argc, 10);
+    assert_int_equal(cmd.argc, 16);
 
     t_arg_eq(&cmd, 0, "EVALSHA");
     t_arg_eq(&cmd, 1, T_SHA);
-    t_arg_eq(&cmd, 2, "1");
+    t_arg_eq(&cmd, 2, "2");
     t_arg_eq(&cmd, 3, "dg:{" T_KEY_ID "}:w");
-    t_arg_eq(&cmd, 4, "60000");
-    t_arg_eq(&cmd, 5, "4095");
-    t_arg_eq(&cmd, 6, "43981");
-    t_arg_eq(&cmd, 7, "4275878552");
-    t_arg_eq(&cmd, 8, "1");
-    t_arg_eq(&cmd, 9, "1234");
+    t_arg_eq(&cmd, 4, "dg:{" T_KEY_ID "}:s");
+    t_arg_eq(&cmd, 5, "60000");
+    t_arg_eq(&cmd, 6, "4095");
+    t_arg_eq(&cmd, 7, "43981");
+    t_arg_eq(&cmd, 8, "4275878552");
+    t_arg_eq(&cmd, 9, "1");
+    t_arg_eq(&cmd, 10, "1234");
+    t_arg_eq(&cmd, 11, "");
+    t_arg_eq(&cmd, 12, "10000");
+    t_arg_eq(&cmd, 13, "500");
+    t_arg_eq(&cmd, 14, "3");
+    t_arg_eq(&cmd, 15, "1");
 
     assert_string_equal(t_hash_tag(&cmd, 3), T_KEY_ID);
+    assert_string_equal(t_hash_tag(&cmd, 4), T_KEY_ID);
 
     /* no pointer into the caller's strings: all of it in cmd->buf */
     for (i = 0; i < cmd.argc; i++) {
@@ -142,7 +154,7 @@ test_window_cmd_eval(void **state)
     t_req_init(&t);
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, NULL), 0);
-    assert_int_equal(cmd.argc, 10);
+    assert_int_equal(cmd.argc, 16);
 
     t_arg_eq(&cmd, 0, "EVAL");
     assert_ptr_equal(cmd.argv[1], dg_window_lua);
@@ -150,7 +162,7 @@ test_window_cmd_eval(void **state)
     assert_true(dg_window_lua_len > 0);
     assert_int_equal(strlen(dg_window_lua), dg_window_lua_len);
     assert_non_null(strstr(dg_window_lua, "redis.call('TIME')"));
-    t_arg_eq(&cmd, 2, "1");
+    t_arg_eq(&cmd, 2, "2");
     t_arg_eq(&cmd, 3, "dg:{" T_KEY_ID "}:w");
 
     for (i = 0; i < cmd.argc; i++) {
@@ -193,11 +205,11 @@ test_window_cmd_flags(void **state)
         t.f.bytes = 0;
 
         assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-        t_arg_eq(&cmd, 5, "0");
         t_arg_eq(&cmd, 6, "0");
         t_arg_eq(&cmd, 7, "0");
-        t_arg_eq(&cmd, 8, cases[i].flags);
-        t_arg_eq(&cmd, 9, "0");
+        t_arg_eq(&cmd, 8, "0");
+        t_arg_eq(&cmd, 9, cases[i].flags);
+        t_arg_eq(&cmd, 10, "0");
     }
 }
 
@@ -502,6 +514,13 @@ test_profile_set(void **state)
     assert_int_equal(prof.v[DG_PROF_REQUESTS], 1501);
     assert_int_equal(prof.v[DG_PROF_BYTES], 98765);
     assert_int_equal(prof.template_keys, 7);
+
+    /* the limiter's fields, as far as they came */
+    assert_int_equal(prof.state, -1);
+    assert_int_equal(prof.penalty_ms, 42);
+    assert_int_equal(prof.refused, 43);
+    assert_int_equal(prof.retry_ms, 0);
+    assert_int_equal(prof.now_ms, 0);
 }
 
 
