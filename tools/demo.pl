@@ -82,17 +82,21 @@ for my $i (0 .. $#human) {
 # machine-regular timing
 print "\n== a key sweeps topics through one template, one request every "
     . "150 ms\n";
-my $n = 0;
+my ($n, $last, %seen) = (0, '');
 for my $p (@sweep) {
     $n++;
     my $body = "Answer the following and explain your reasoning step by "
              . "step.\n\n$p";
     my $r = chat('sk-demo-sweeper-01', '203.0.113.50',
                  [{ role => 'user', content => $body }]);
-    show($r, $p) if $n <= 3 || $n % 5 == 0
-        || $r->{headers}{'x-distill-guard-action'} ne 'pass';
+    my $action = $r->{headers}{'x-distill-guard-action'} // '-';
+    $seen{$action}++;
+    # every change of action, and a few requests besides
+    show($r, "#$n $p") if $action ne $last || $n <= 2 || $n == @sweep;
+    $last = $action;
     sleep 0.15;
 }
+print "   ", join(', ', map { "$seen{$_} $_" } sort keys %seen), "\n";
 
 print "\n== the first request's features, as \$distill_guard_features "
     . "shows them\n";
@@ -106,10 +110,16 @@ print "   $st->{content}";
 
 print "\n== what operators read in Redis\n";
 print "   redis-cli ZREVRANGE dg:flagged 0 -1 WITHSCORES\n";
-print map { "     $_\n" }
-    split /\n/, $redis->cli(qw(ZREVRANGE dg:flagged 0 -1 WITHSCORES));
+my @z = split /\n/, $redis->cli(qw(ZREVRANGE dg:flagged 0 -1 WITHSCORES));
+print "     key_id $z[$_ * 2]  score $z[$_ * 2 + 1]\n" for 0 .. $#z / 2;
 print "   redis-cli XRANGE dg:events - +\n";
-print map { "     $_\n" } split /\n/, $redis->cli(qw(XRANGE dg:events - +));
+my @e = split /\n/, $redis->cli(qw(XRANGE dg:events - +));
+while (@e) {
+    my $id = shift @e;
+    my @f = splice @e, 0, 10;
+    print "     $id ", join(' ', map { $_ % 2 ? "$f[$_]" : "$f[$_]=" }
+                             0 .. $#f), "\n";
+}
 
 if ($keep) {
     print "\nleft running (Ctrl-C ends it): nginx 127.0.0.1:", $ngx->port,
