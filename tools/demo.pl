@@ -117,8 +117,8 @@ my @e = split /\n/, $redis->cli(qw(XRANGE dg:events - +));
 while (@e) {
     my $id = shift @e;
     my @f = splice @e, 0, 10;
-    print "     $id ", join(' ', map { $_ % 2 ? "$f[$_]" : "$f[$_]=" }
-                             0 .. $#f), "\n";
+    print "     $id ",
+          join(' ', map { "$f[$_ * 2]=$f[$_ * 2 + 1]" } 0 .. $#f / 2), "\n";
 }
 
 if ($keep) {
