@@ -37,10 +37,19 @@ server {
 EOF
 }
 
+# Without this, every "refused" case would pass on a module that does not
+# even load.
+my ($loads, $why) = DG::Harness::nginx_test(http => 'server { listen '
+    . '127.0.0.1:%%PORT%%; location / { distill_guard off; } }');
+ok($loads, 'the module loads (nginx -t of a minimal configuration)')
+    or do { diag($why); done_testing(); exit };
+
 sub refused {
     my ($name, $http, $want) = @_;
     my ($ok, $out) = DG::Harness::nginx_test(http => $http);
     ok(!$ok, "$name: nginx -t fails");
+    unlike($out, qr/dlopen|unknown directive "distill_guard/,
+        "$name: fails for the bad value, not for the module") or diag($out);
     like($out, qr/\[emerg\][^\n]*$want/, "$name: the message names it")
         or diag($out);
 }
@@ -66,6 +75,14 @@ refused('distill_guard on at server level without a secret',
 refused('distill_guard_body_max abc',
     conf(http => 'distill_guard_secret "s"; distill_guard_body_max abc;'),
     qr/"?abc"?/);
+
+refused('distill_guard_body_max 0',
+    conf(http => 'distill_guard_secret "s"; distill_guard_body_max 0;'),
+    qr/"0"/);
+
+refused('distill_guard_body_max 32m (over the 16m limit)',
+    conf(http => 'distill_guard_secret "s"; distill_guard_body_max 32m;'),
+    qr/"32m"/);
 
 refused('distill_guard_cot_pattern "(" (bad regex)',
     conf(http => 'distill_guard_secret "s"; distill_guard_cot_pattern "(";'),

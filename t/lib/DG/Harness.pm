@@ -13,9 +13,24 @@ package DG::Harness;
 #   my $res   = $ngx->request(POST => '/v1/chat/completions',
 #                   { headers => {...}, content => $body });
 #
+# Functions (DG::Harness::...):
+#   module_path, have_module, root, free_port, port_open($port),
+#   watchdog($seconds), fixture($name) (t/fixtures), slurp, spit,
+#   json_decode, sha256($bytes) (hex),
+#   echo($res)   the mock upstream's _echo object of a response
+#   vars($res)   the module variables the upstream received through
+#                %%PROXY_VARS%%: {features (hash), features_raw, action,
+#                score, signals, key_id, echo}
+#   raw_request($port, $bytes | [@parts], pause => s, timeout => s)
+#   parse_response($raw) / parse_responses($raw)
+#   nginx_test(%nginx_start_options) -> ($ok, $output)
+# Classes: DG::Harness::Redis, ::Upstream, ::Nginx (see each below); every
+# object has port, pid, dir, stop, restart and is stopped by DESTROY/END.
+# A guardian process kills what is left if the test dies without END.
+#
 # Environment: DG_MODULE (module .so), DG_NGINX (nginx binary),
 # DG_REDIS_SERVER / DG_REDIS_CLI, DG_KEEP=1 (keep the temporary
-# directories and print where they are).
+# directories and print where they are), DG_NO_GUARDIAN=1.
 use strict;
 use warnings;
 
@@ -60,6 +75,10 @@ for my $sig (sort keys %SIGNUM) {
         exit 128 + $SIGNUM{$sig};       # END stops the servers
     };
 }
+
+# A write to a closed socket (or stdout) returns an error instead of
+# killing the test before END could stop the servers.
+$SIG{PIPE} = 'IGNORE' if !$SIG{PIPE} || $SIG{PIPE} eq 'DEFAULT';
 
 END {
     my $rc = $?;
@@ -302,7 +321,50 @@ sub _spawn {
         print STDERR $@;
         POSIX::_exit(127);
     }
+    _guard('+', $pid);
     return $pid;
+}
+
+# The guardian: a small process forked on the first spawn that outlives
+# the test.  It learns the process group of every server started and
+# stopped through a pipe; when the pipe closes (the test exited, even by
+# SIGKILL) it kills the groups still listed.  DG_NO_GUARDIAN=1 disables it.
+my $GUARD_W;
+
+sub _guard {
+    my ($op, $pgid) = @_;
+    return if $ENV{DG_NO_GUARDIAN} || $$ != $OWNER;
+    unless ($GUARD_W) {
+        pipe(my $r, my $w) or return;      # close-on-exec: servers lack it
+        my $pid = fork;
+        return unless defined $pid;
+        if ($pid == 0) {
+            close $w;
+            setpgrp(0, 0);
+            $SIG{$_} = 'IGNORE' for qw(INT HUP PIPE ALRM);
+            open STDIN, '<', '/dev/null';
+            open STDOUT, '>', '/dev/null';
+            open STDERR, '>', '/dev/null';
+            my %live;
+            while (my $l = <$r>) {
+                $live{$1} = 1 if $l =~ /^\+(\d+)/;
+                delete $live{$1} if $l =~ /^-(\d+)/;
+            }
+            my @groups = map { -$_ } keys %live;
+            if (@groups) {
+                kill 'TERM', @groups;
+                kill 'CONT', @groups;
+                my $deadline = time + 3;
+                sleep 0.05 while time < $deadline && kill 0, @groups;
+                kill 'KILL', @groups;
+            }
+            POSIX::_exit(0);
+        }
+        close $r;
+        $GUARD_W = $w;
+        select((select($w), $| = 1)[0]);
+    }
+    print $GUARD_W "$op$pgid\n";
 }
 
 # Stops a spawned process: $sig (TERM), SIGCONT in case it is stopped,
@@ -324,6 +386,7 @@ sub _reap {
         kill 'KILL', $pid;
         waitpid($pid, 0);
     }
+    _guard('-', $pid);
 }
 
 sub _alive {
