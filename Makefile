@@ -39,6 +39,7 @@ module: $(BUILD)/ngx_distill_guard_module.so
 $(BUILD)/ngx/Makefile: config $(LUA) src/embed.sh
 	@test -f $(NGX_SRC)/conf_flags || { \
 	    echo "nginx-dev is missing: run 'make deps'"; exit 1; }
+	@mkdir -p $(BUILD)
 	cd $(NGX_SRC) && bash -c '. ./conf_flags && ./configure \
 	    --with-cc-opt="-fPIC -O2 -g $(WARN) -Wno-unused-parameter" \
 	    --with-ld-opt="-fPIC" "$${NGX_CONF_FLAGS[@]}" \

@@ -255,7 +255,7 @@ static ngx_command_t  ngx_http_distill_guard_commands[] = {
     { ngx_string("distill_guard_stats"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_dg_stats_directive,
-      0,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
