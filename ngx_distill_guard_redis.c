@@ -726,13 +726,15 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     } else if (reply->type == REDIS_REPLY_ERROR) {
 
         if (reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
-            && !op->noscript_retried && ngx_dg_redis.ac == ac)
+            && !(op->noscript_retried & (1 << kind))
+            && ngx_dg_redis.ac == ac)
         {
             /*
              * Redis restarted or its script cache was flushed: EVAL the
-             * text, which caches it again for every later EVALSHA
+             * text, which caches it again for every later EVALSHA; once
+             * per command
              */
-            op->noscript_retried = 1;
+            op->noscript_retried |= 1 << kind;
 
             if (ngx_dg_redis_queue(op, kind, 1) == NGX_OK) {
                 op->pending--;
