@@ -1,0 +1,445 @@
+#!/usr/bin/perl
+# The per-key sliding window kept in Redis: "window" in
+# $distill_guard_features, exact counts across two workers and across two
+# nginx instances sharing one Redis, the window sliding, the layout of
+# the Redis keys (prefix, hash tags, a TTL on every key, the raw API key
+# nowhere) and an idle key's state expiring whole.
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DG::Harness;
+use Digest::SHA qw(hmac_sha256_hex);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use Time::HiRes qw(sleep time);
+
+plan skip_all => 'module not built: ' . DG::Harness::module_path()
+    . ' is missing (run make module)' unless DG::Harness::have_module();
+
+DG::Harness::watchdog(100);
+
+my $SECRET = 't30-secret-Wq8e';
+my $J = JSON::PP->new->utf8->canonical;
+
+sub key_id { substr(hmac_sha256_hex($_[0], $SECRET), 0, 16) }
+
+sub chat {
+    $J->encode({ model => 'gpt-4o',
+        messages => [ { role => 'user', content => $_[0] } ] });
+}
+
+my @TOPICS = qw(photosynthesis volcanoes tariffs sonnets enzymes glaciers
+    inflation recursion magnetism baroque mitochondria tectonics calculus
+    feudalism entropy vaccines monsoons cryptography opera fermentation);
+
+# One fixed template, a varying middle: head "Answer step by step:" and
+# the tail sentence are the same every time.
+sub templated {
+    my ($n) = @_;
+    return chat("Answer step by step: question $n about "
+        . $TOPICS[$n % @TOPICS]
+        . ". Then give a short summary of the key points.");
+}
+
+# POST with the key as a Bearer token; adds {vars} (what the upstream
+# saw of the module variables) and {elapsed}.
+sub post {
+    my ($ngx, $path, $key, $body, %h) = @_;
+    my $t0 = time;
+    my $res = $ngx->request(POST => $path, { headers => {
+        (defined $key ? (Authorization => "Bearer $key") : ()),
+        'Content-Type' => 'application/json', %h },
+        content => $body // chat('What is the capital of Portugal?') });
+    $res->{elapsed} = time - $t0;
+    $res->{vars} = DG::Harness::vars($res) || {};
+    return $res;
+}
+
+sub window_of {
+    my ($res) = @_;
+    my $f = $res->{vars}{features};
+    return ref $f eq 'HASH' && ref $f->{window} eq 'HASH' ? $f->{window}
+        : undef;
+}
+
+sub requests_of { my $w = window_of($_[0]); $w ? $w->{requests} : undef }
+
+sub diag_res {
+    my ($res) = @_;
+    diag("status $res->{status}; features: "
+        . ($res->{vars}{features_raw} // 'undef') . '; signals: '
+        . ($res->{vars}{signals} // 'undef') . '; body: '
+        . substr($res->{content} // '', 0, 200));
+}
+
+# $conns connections opened at once, $per pipelined keep-alive requests
+# on each (the last one closes); $make->($conn, $i) returns [key, body].
+# Returns every parsed response.
+sub blast {
+    my ($port, $path, $conns, $per, $make) = @_;
+    my @c;
+    for my $ci (0 .. $conns - 1) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $port, Proto => 'tcp', Timeout => 5)
+            or die "connect $port: $@";
+        binmode $s;
+        my $data = '';
+        for my $i (0 .. $per - 1) {
+            my ($key, $body) = @{ $make->($ci, $i) };
+            $data .= "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+                . "Authorization: Bearer $key\r\n"
+                . "Content-Type: application/json\r\n"
+                . 'Content-Length: ' . length($body) . "\r\n"
+                . ($i == $per - 1 ? "Connection: close\r\n" : '')
+                . "\r\n$body";
+        }
+        push @c, { s => $s, out => $data, in => '' };
+    }
+    for my $c (@c) {
+        my $off = 0;
+        while ($off < length $c->{out}) {
+            my $n = syswrite($c->{s}, $c->{out}, length($c->{out}) - $off,
+                $off);
+            die "write: $!" unless defined $n;
+            $off += $n;
+        }
+    }
+    my $sel = IO::Select->new(map { $_->{s} } @c);
+    my %by = map { fileno($_->{s}) => $_ } @c;
+    my $deadline = time + 30;
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(1)) {
+            my $c = $by{ fileno $s };
+            my $n = sysread($s, $c->{in}, 65536, length $c->{in});
+            unless ($n) {
+                $sel->remove($s);
+                close $s;
+            }
+        }
+    }
+    return map { DG::Harness::parse_responses($_->{in}) } @c;
+}
+
+# Every key under $prefix: { name => {type, pttl, value} }, the value
+# dumped with the command of its type.
+sub redis_dump {
+    my ($redis, $prefix) = @_;
+    my %d;
+    for my $k (grep { length } split /\n/,
+        $redis->cli('--scan', '--pattern', "$prefix:*"))
+    {
+        my $type = $redis->cli('TYPE', $k);
+        my @cmd = $type eq 'string' ? ('GET', $k)
+            : $type eq 'hash'   ? ('HGETALL', $k)
+            : $type eq 'zset'   ? ('ZRANGE', $k, 0, -1, 'WITHSCORES')
+            : $type eq 'stream' ? ('XRANGE', $k, '-', '+')
+            : $type eq 'list'   ? ('LRANGE', $k, 0, -1)
+            : $type eq 'set'    ? ('SMEMBERS', $k)
+            : ();
+        $d{$k} = { type => $type, pttl => $redis->cli('PTTL', $k),
+            value => @cmd ? $redis->cli(@cmd) : '' };
+    }
+    return \%d;
+}
+
+my $redis = DG::Harness::Redis->start;
+my $up = DG::Harness::Upstream->start;
+
+my $http = sub {
+    my ($prefix, $window) = @_;
+    return <<"EOF";
+distill_guard_secret "$SECRET";
+distill_guard_redis %%REDIS%% timeout=2s;
+distill_guard_redis_prefix $prefix;
+distill_guard_window $window;
+server {
+    listen 127.0.0.1:%%PORT%% reuseport;
+    location /v1/ {
+        distill_guard on;
+        proxy_pass http://%%UPSTREAM%%;
+        %%PROXY_VARS%%
+    }
+    # min_requests 1 and a template weight over 1: one templated request
+    # alone reaches the throttle threshold
+    location /hot/ {
+        distill_guard on;
+        distill_guard_min_requests 1;
+        distill_guard_weight template 10;
+        proxy_pass http://%%UPSTREAM%%;
+        %%PROXY_VARS%%
+    }
+    location = /dg-stats {
+        distill_guard_stats;
+    }
+}
+EOF
+};
+
+# two workers, a long window: counts do not slide during the test
+my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+    workers => 2, http => $http->('t30', '60s'),
+    access_log_format => '$pid $status action=$distill_guard_action');
+# a second node on the same Redis, same secret and prefix
+my $ngx2 = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+    http => $http->('t30', '60s'));
+# a 2 s window, its own prefix
+my $short = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+    http => $http->('t30s', '2s'));
+
+subtest 'window profile in $distill_guard_features' => sub {
+    my $key = 'sk-t30-fields-0001';
+    my $res = post($ngx, '/v1/chat/completions', $key, templated(1));
+    is($res->{status}, 200, 'status 200') or return diag_res($res);
+    my $w = window_of($res);
+    ok($w, 'features have a "window" object') or return diag_res($res);
+    for my $k (qw(requests sample topics topic_entropy templates
+                  top_template_share single_turn_share cot_share gap_mean_ms
+                  gap_cv bytes template_keys subnet_keys)) {
+        ok(exists $w->{$k}, "window.$k") or diag_res($res);
+    }
+    is($w->{requests}, 1, 'first request of a key: requests 1');
+    is($w->{sample}, 1, 'sample 1');
+    is($w->{topics}, 1, 'topics 1');
+    is($res->{vars}{action}, 'pass', 'action pass');
+    unlike($res->{vars}{signals} // '', qr/redis_unavailable/,
+        'no redis_unavailable');
+    is($res->{vars}{key_id}, key_id($key), 'key_id');
+    cmp_ok($w->{bytes}, '>', 0, 'bytes > 0');
+    is($w->{bytes}, $res->{vars}{features}{bytes},
+        'window bytes = the one request\'s bytes');
+    cmp_ok($w->{subnet_keys}, '>=', 1, 'subnet_keys >= 1');
+    cmp_ok($w->{template_keys}, '>=', 1, 'template_keys >= 1 (templated)')
+        or diag_res($res);
+
+    my $last;
+    for my $i (2 .. 5) {
+        $last = post($ngx, '/v1/chat/completions', $key, templated($i));
+    }
+    $w = window_of($last) or return diag_res($last);
+    is($w->{requests}, 5, 'five requests: requests 5');
+    is($w->{sample}, 5, 'sample 5');
+    # shares are fractions 0..1
+    cmp_ok($w->{top_template_share}, '>=', 0.5,
+        'same template each time: top_template_share high')
+        or diag_res($last);
+    cmp_ok($w->{top_template_share}, '<=', 1, 'top_template_share <= 1');
+    is($w->{templates}, 1, 'templates 1') or diag_res($last);
+    is($w->{single_turn_share} + 0, 1, 'all single-turn: share 1')
+        or diag_res($last);
+    cmp_ok($w->{cot_share}, '<=', 1, 'cot_share <= 1');
+    cmp_ok($w->{topics}, '>=', 1, 'topics >= 1');
+    cmp_ok($w->{gap_mean_ms}, '>', 0, 'gap_mean_ms > 0');
+};
+
+subtest 'template_keys counts the keys sharing a template' => sub {
+    my $res;
+    for my $k (1 .. 4) {
+        $res = post($ngx, '/v1/x', "sk-t30-fan-$k", templated(100 + $k));
+    }
+    my $w = window_of($res) or return diag_res($res);
+    # the first subtest's key used the same template
+    cmp_ok($w->{template_keys}, '>=', 4, 'template_keys >= 4')
+        or diag_res($res);
+    cmp_ok($w->{template_keys}, '<=', 6, 'template_keys <= 6 (HLL, small)')
+        or diag_res($res);
+    cmp_ok($w->{subnet_keys}, '>=', 5, 'subnet_keys >= 5 (one network)')
+        or diag_res($res);
+    $res = post($ngx, '/v1/x', 'sk-t30-fan-9',
+        chat('hi'));
+    $w = window_of($res) or return diag_res($res);
+    is($w->{template_keys}, 0, 'a prompt without a template: 0')
+        or diag_res($res);
+};
+
+subtest 'exact counts across 2 workers, many connections' => sub {
+    my $key = 'sk-t30-workers-0002';
+    my ($conns, $per) = (16, 5);
+    my @res = blast($ngx->port, '/v1/chat/completions', $conns, $per,
+        sub { [$key, chat("question $_[0] $_[1] about $TOPICS[$_[1]]")] });
+    is(scalar @res, $conns * $per, 'every request answered');
+    my @bad = grep { $_->{status} != 200 } @res;
+    is(scalar @bad, 0, 'all 200') or diag("statuses: "
+        . join ',', map { $_->{status} } @bad);
+    my @unavail = grep { ($_->{headers}{'x-distill-guard-signals'} // '')
+        =~ /redis_unavailable/ } @res;
+    is(scalar @unavail, 0, 'none redis_unavailable');
+    my %pids = map { (split / /)[0] => 1 } $ngx->access_log_lines;
+    cmp_ok(scalar keys %pids, '>=', 2, 'both workers served requests')
+        or diag(join "\n", $ngx->access_log_lines);
+
+    # the counts seen along the way are distinct: every request was
+    # counted exactly once, whatever its worker
+    my @counts = sort { $a <=> $b } grep { defined }
+        map { requests_of({ vars => DG::Harness::vars($_) || {} }) } @res;
+    is(scalar @counts, $conns * $per, 'every answer has window.requests');
+    is_deeply(\@counts, [1 .. $conns * $per],
+        'window.requests took every value 1..N once')
+        or diag("counts: @counts");
+
+    my $res = post($ngx, '/v1/chat/completions', $key);
+    is(requests_of($res), $conns * $per + 1, 'one more: N + 1')
+        or diag_res($res);
+
+    # one connection per worker: 2 + 1 + 1 for the three nginx (the
+    # redis-cli asking is the one running CLIENT)
+    my @clients = grep { length && !/ cmd=client/ }
+        split /\n/, $redis->cli('CLIENT', 'LIST');
+    is(scalar @clients, 4, 'Redis sees one connection per worker (4)')
+        or diag($redis->cli('CLIENT', 'LIST'));
+};
+
+subtest 'two nginx instances sharing one Redis' => sub {
+    my $key = 'sk-t30-nodes-0003';
+    my $n = 24;
+    my (%seen, $last);
+    for my $i (1 .. $n) {
+        my $node = $i % 2 ? $ngx : $ngx2;
+        # three topics: the default scoring has no reason to act
+        $last = post($node, '/v1/x', $key,
+            chat("node test $i about $TOPICS[$i % 3]"));
+        $seen{ $i % 2 ? 'a' : 'b' }++ if $last->{status} == 200;
+        is(requests_of($last), $i, "request $i (node "
+            . ($i % 2 ? 'a' : 'b') . "): requests $i") or diag_res($last);
+    }
+    is(($seen{a} // 0) + ($seen{b} // 0), $n, 'all answered 200, '
+        . 'half by each node');
+    is($last->{vars}{key_id}, key_id($key), 'same key id on both nodes');
+};
+
+subtest 'the window slides (2 s window)' => sub {
+    my $key = 'sk-t30-slide-0004';
+    my $t0 = time;
+    post($short, '/v1/x', $key, chat("first batch $_")) for 1 .. 4;
+    my $res = post($short, '/v1/x', $key, chat('first batch 5'));
+    is(requests_of($res), 5, 'five quick requests: 5') or diag_res($res);
+    my $t1 = time;
+    sleep(1.2 - ($t1 - $t0)) if $t1 - $t0 < 1.2;
+    my $tb = time;
+    post($short, '/v1/x', $key, chat('second batch 1'));
+    $res = post($short, '/v1/x', $key, chat('second batch 2'));
+    if (time - $t0 < 1.9) {
+        is(requests_of($res), 7, '1.2 s later, two more: 7')
+            or diag_res($res);
+    }
+    my $wait = $t1 + 2.5 - time;
+    sleep $wait if $wait > 0;
+    if (time - $tb < 1.9) {
+        $res = post($short, '/v1/x', $key, chat('third'));
+        is(requests_of($res), 3,
+            'first batch older than the window: 2 + this one = 3')
+            or diag_res($res);
+    } else {
+        note('too slow to check the partial slide: ' . (time - $tb));
+    }
+    sleep 2.5;
+    $res = post($short, '/v1/x', $key, chat('after idle'));
+    is(requests_of($res), 1, 'after 2.5 s idle: requests restarts at 1')
+        or diag_res($res);
+};
+
+subtest 'Redis keys: layout, TTLs, no raw API key' => sub {
+    # a flagged key too, for the state hash, flagged set and events
+    my $hot = 'sk-t30-HOT-raw-key-0005';
+    my @st = map { post($short, '/hot/x', $hot, templated($_))->{status} }
+        1 .. 3;
+    note("hot key statuses: @st");
+    sleep 0.3;          # state writes are not waited for
+
+    my @raw = ('sk-t30-', 'HOT-raw-key', 'fields-0001', 'workers-0002',
+        'nodes-0003', 'slide-0004');
+    for my $prefix (qw(t30 t30s)) {
+        my $d = redis_dump($redis, $prefix);
+        my @keys = sort keys %$d;
+        cmp_ok(scalar @keys, '>', 0, "$prefix: keys exist");
+        my @odd = grep {
+            !/^\Q$prefix\E:\{[0-9a-f]{16}\}:[a-z]+$/
+            && !/^\Q$prefix\E:\{[htn]:[^{}]+\}:\d+$/
+            && !/^\Q$prefix\E:(?:flagged|events)$/
+        } @keys;
+        is_deeply(\@odd, [], "$prefix: every key name has the documented "
+            . 'form') or diag(join "\n", @keys);
+        my @nottl = grep { $d->{$_}{pttl} !~ /^\d+$/ || $d->{$_}{pttl} <= 0 }
+            @keys;
+        is_deeply(\@nottl, [], "$prefix: every key has a TTL")
+            or diag(join "\n", map { "$_ pttl=$d->{$_}{pttl}" } @nottl);
+        my @leak;
+        for my $k (@keys) {
+            for my $r (@raw) {
+                push @leak, "$k ($d->{$k}{type})"
+                    if index($k, $r) >= 0 || index($d->{$k}{value}, $r) >= 0;
+            }
+        }
+        is_deeply(\@leak, [], "$prefix: no key name or value holds a raw "
+            . 'API key');
+        my %types;
+        $types{ $d->{$_}{type} }++ for @keys;
+        note("$prefix: " . join ', ', map { "$_ x$types{$_}" } sort keys %types);
+    }
+
+    my $d = redis_dump($redis, 't30');
+    my $id = key_id('sk-t30-workers-0002');
+    ok($d->{"t30:{$id}:w"}, "per-key window t30:{<key id>}:w exists")
+        or diag(join "\n", sort keys %$d);
+    ok((grep { /^t30:\{n:127\.0\.0\}:\d+$/ } keys %$d),
+        'client network counter t30:{n:127.0.0}:<bucket>')
+        or diag(join "\n", sort keys %$d);
+    ok((grep { /^t30:\{h:[0-9a-f]+\}:\d+$/ } keys %$d),
+        'template head counter t30:{h:<fp>}:<bucket>');
+    ok((grep { /^t30:\{t:[0-9a-f]+\}:\d+$/ } keys %$d),
+        'template tail counter t30:{t:<fp>}:<bucket>');
+    my $wttl = $d->{"t30:{$id}:w"}{pttl} // 0;
+    cmp_ok($wttl, '<=', 60_000, 'window key TTL <= the window (60 s)');
+    cmp_ok($wttl, '>', 30_000, 'window key TTL > 30 s');
+
+    my $s = redis_dump($redis, 't30s');
+    my $hid = key_id($hot);
+    ok($s->{"t30s:{$hid}:s"}, 'the throttled key has its state hash')
+        or diag(join "\n", sort keys %$s);
+    is($s->{"t30s:{$hid}:s"}{type}, 'hash', 'state is a hash')
+        if $s->{"t30s:{$hid}:s"};
+    ok($s->{'t30s:flagged'}, 't30s:flagged exists');
+    ok($s->{'t30s:events'}, 't30s:events exists');
+};
+
+subtest 'an idle key leaves nothing behind (2 s window)' => sub {
+    # wait out window + TTL: window 2 s, penalty 2 s (the default: the
+    # window), fan-out buckets 2 windows
+    my $idle = 'sk-t30-idle-0006';
+    post($short, '/v1/x', $idle, templated($_)) for 1 .. 3;
+    my $id = key_id($idle);
+    my $hid = key_id('sk-t30-HOT-raw-key-0005');
+    my $d = redis_dump($redis, 't30s');
+    ok($d->{"t30s:{$id}:w"}, 'the key has a window') or return;
+    sleep 5.5;
+    $d = redis_dump($redis, 't30s');
+    my @left = grep { !/^t30s:(?:flagged|events)$/ && !/\{$hid\}/ }
+        sort keys %$d;
+    is_deeply(\@left, [], 'after 2 windows + 1.5 s: no per-key, template '
+        . 'or network key remains') or diag(join "\n",
+            map { "$_ pttl=$d->{$_}{pttl}" } @left);
+    # the throttled key of the previous subtest: its last request was
+    # longer ago still
+    my @hot = grep { /\{$hid\}/ } sort keys %$d;
+    is_deeply(\@hot, [], 'nothing of the throttled key remains either '
+        . '(window 2 s + penalty 2 s)') or diag(join "\n",
+            map { "$_ pttl=$d->{$_}{pttl} $d->{$_}{value}" } @hot);
+    my @mon = grep { /^t30s:(?:flagged|events)$/ } sort keys %$d;
+    for (@mon) {
+        cmp_ok($d->{$_}{pttl}, '>', 0, "$_ still has a TTL");
+    }
+};
+
+for my $n ([a => $ngx], [b => $ngx2], [short => $short]) {
+    my @crash = $n->[1]->crash_lines;
+    is_deeply(\@crash, [], "node $n->[0]: no crash or alert")
+        or diag(join "\n", @crash);
+    my @err = grep { /\[error\]/ } split /\n/, $n->[1]->error_log;
+    is_deeply(\@err, [], "node $n->[0]: no [error] line")
+        or diag(join "\n", @err[0 .. ($#err > 9 ? 9 : $#err)]);
+}
+
+done_testing();

@@ -1,0 +1,281 @@
+#!/usr/bin/perl
+# distill_guard_stats: instance-wide counters (two workers: the totals are
+# the requests sent), the redis block, the Prometheus text, counters kept
+# across a reload.
+use strict;
+use warnings;
+
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DG::Harness;
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use Time::HiRes qw(sleep time);
+
+plan skip_all => 'module not built: ' . DG::Harness::module_path()
+    . ' is missing (run make module)' unless DG::Harness::have_module();
+
+DG::Harness::watchdog(60);
+
+my $J = JSON::PP->new->utf8->canonical;
+
+sub chat {
+    $J->encode({ model => 'gpt-4o',
+        messages => [ { role => 'user', content => $_[0] } ] });
+}
+
+sub templated {
+    my ($n) = @_;
+    return chat("Answer step by step: question $n about topic $n. "
+        . 'Then give a short summary of the key points.');
+}
+
+# $conns connections at once, $per pipelined requests each (the last one
+# closes); $make->($conn, $i) returns the raw request without the
+# Connection header's line end; returns every parsed response.
+sub blast {
+    my ($port, $conns, $per, $make) = @_;
+    my @c;
+    for my $ci (0 .. $conns - 1) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $port, Proto => 'tcp', Timeout => 5)
+            or die "connect $port: $@";
+        binmode $s;
+        my $data = '';
+        for my $i (0 .. $per - 1) {
+            my ($path, $key, $body) = @{ $make->($ci, $i) };
+            $data .= "POST $path HTTP/1.1\r\nHost: localhost\r\n"
+                . (defined $key ? "Authorization: Bearer $key\r\n" : '')
+                . "Content-Type: application/json\r\n"
+                . 'Content-Length: ' . length($body) . "\r\n"
+                . ($i == $per - 1 ? "Connection: close\r\n" : '')
+                . "\r\n$body";
+        }
+        push @c, { s => $s, out => $data, in => '' };
+    }
+    for my $c (@c) {
+        my $off = 0;
+        while ($off < length $c->{out}) {
+            my $n = syswrite($c->{s}, $c->{out}, length($c->{out}) - $off,
+                $off);
+            die "write: $!" unless defined $n;
+            $off += $n;
+        }
+    }
+    my $sel = IO::Select->new(map { $_->{s} } @c);
+    my %by = map { fileno($_->{s}) => $_ } @c;
+    my $deadline = time + 30;
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(1)) {
+            my $c = $by{ fileno $s };
+            my $n = sysread($s, $c->{in}, 65536, length $c->{in});
+            unless ($n) {
+                $sel->remove($s);
+                close $s;
+            }
+        }
+    }
+    return map { DG::Harness::parse_responses($_->{in}) } @c;
+}
+
+my $redis = DG::Harness::Redis->start;
+my $up = DG::Harness::Upstream->start;
+my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+    workers => 2, access_log_format => '$pid $status $request_uri',
+    http => <<'EOF');
+distill_guard_secret "t41-secret";
+distill_guard_redis %%REDIS%% timeout=2s;
+distill_guard_redis_prefix t41;
+distill_guard_window 60s;
+server {
+    listen 127.0.0.1:%%PORT%% reuseport;
+    location /v1/ {
+        distill_guard on;
+        proxy_pass http://%%UPSTREAM%%;
+    }
+    location /small/ {
+        distill_guard on;
+        distill_guard_body_max 1k;
+        proxy_pass http://%%UPSTREAM%%;
+    }
+    location /hot/ {
+        distill_guard on;
+        distill_guard_min_requests 1;
+        distill_guard_weight template 10;
+        distill_guard_weight coverage 0;
+        proxy_pass http://%%UPSTREAM%%;
+    }
+    location /tag/ {
+        distill_guard on;
+        distill_guard_min_requests 1;
+        distill_guard_weight template 0.6;
+        distill_guard_weight coverage 0;
+        distill_guard_weight fanout 0;
+        distill_guard_weight cot 0;
+        distill_guard_weight single_turn 0;
+        distill_guard_weight regular 0;
+        distill_guard_weight volume 0;
+        proxy_pass http://%%UPSTREAM%%;
+    }
+    location /off/ {
+        proxy_pass http://%%UPSTREAM%%;
+    }
+    location = /dg-stats {
+        distill_guard_stats;
+    }
+}
+EOF
+
+my @FIELDS = qw(requests passed tagged throttled refused skipped truncated);
+my @REDIS = qw(errors timeouts unavailable reconnects latency_p50_us
+    latency_p99_us workers_ready workers_connecting workers_down);
+
+my $st0;
+subtest 'fresh instance: the JSON document' => sub {
+    my $res = $ngx->request(GET => '/dg-stats');
+    is($res->{status}, 200, 'status 200');
+    like($res->{headers}{'content-type'} // '', qr{^application/json},
+        'application/json');
+    $st0 = DG::Harness::json_decode($res->{content});
+    ok(ref $st0 eq 'HASH', 'a JSON object') or return diag($res->{content});
+    for my $f (@FIELDS) {
+        ok(exists $st0->{$f}, "has $f");
+        is($st0->{$f}, 0, "$f is 0");
+    }
+    # would_refuse (shadow mode) is checked in t/40-throttle.t
+    is($st0->{would_refuse}, 0, 'would_refuse is 0') if exists $st0->{would_refuse};
+    ok(ref $st0->{redis} eq 'HASH', 'has redis {}') or return;
+    ok(exists $st0->{redis}{$_}, "redis.$_") for @REDIS;
+    # the workers connect at start
+    my $ready;
+    for (1 .. 20) {
+        $ready = ($ngx->get_json('/dg-stats') || {})->{redis}{workers_ready};
+        last if ($ready // 0) == 2;
+        sleep 0.1;
+    }
+    is($ready, 2, 'redis.workers_ready 2 (two workers)');
+    is($ngx->request(POST => '/dg-stats', { content => 'x' })->{status},
+        405, 'POST: 405');
+};
+
+my %sent = (pass => 0, tag => 0, throttle => 0, skip => 0, truncated => 0);
+my $total = 0;
+
+subtest 'counters for the whole instance (2 workers)' => sub {
+    # distinct per connection: no template shared across keys
+    my @big = map { chat("long prompt number $_ " . ('about rivers and lakes '
+        x 80) . "and that is all for number $_") } 0 .. 11;
+    # per connection: 3 plain, 1 without a key, 1 truncated body
+    my @res = blast($ngx->port, 12, 5, sub {
+        my ($c, $i) = @_;
+        return $i == 3 ? ['/v1/x', undef, chat("no key $c")]
+             : $i == 4 ? ['/small/x', "sk-t41-big-$c", $big[$c]]
+             : ['/v1/x', "sk-t41-plain-$c", chat("What is question $i?")];
+    });
+    is(scalar @res, 60, '60 answers');
+    is(scalar(grep { $_->{status} == 200 } @res), 60, 'all 200');
+    my %pids = map { (split / /)[0] => 1 } $ngx->access_log_lines;
+    cmp_ok(scalar keys %pids, '>=', 2, 'both workers served');
+    for my $r (@res) {
+        my $a = $r->{headers}{'x-distill-guard-action'} // 'skip';
+        $sent{$a}++;
+    }
+    $sent{truncated} += 12;
+    $total += 60;
+
+    # tagged and throttled requests, sequentially
+    for my $i (1 .. 4) {
+        my $r = $ngx->request(POST => '/tag/x', { headers => {
+            Authorization => 'Bearer sk-t41-tag' }, content => templated($i) });
+        $sent{ $r->{headers}{'x-distill-guard-action'} // 'skip' }++;
+        $total++;
+    }
+    for my $i (1 .. 8) {
+        my $r = $ngx->request(POST => '/hot/x', { headers => {
+            Authorization => 'Bearer sk-t41-hot' }, content => templated($i) });
+        $sent{ $r->{headers}{'x-distill-guard-action'} // 'skip' }++;
+        $total++;
+    }
+    # not guarded: not counted
+    $ngx->request(POST => '/off/x', { content => 'x' }) for 1 .. 3;
+    note(join ', ', map { "$_=$sent{$_}" } sort keys %sent);
+    cmp_ok($sent{throttle}, '>', 0, 'some requests were refused');
+    cmp_ok($sent{tag}, '>=', 4, 'the four /tag/ requests were tagged');
+    is($sent{skip}, 12, 'twelve without a key');
+
+    my $st = $ngx->get_json('/dg-stats') || {};
+    is($st->{requests}, $total, "requests = $total sent");
+    is($st->{passed}, $sent{pass}, "passed = $sent{pass}");
+    is($st->{tagged}, $sent{tag}, "tagged = $sent{tag}");
+    is($st->{refused}, $sent{throttle}, "refused = $sent{throttle}");
+    is($st->{throttled}, $sent{throttle}, "throttled = $sent{throttle}");
+    is($st->{skipped}, $sent{skip}, "skipped = $sent{skip}");
+    is($st->{truncated}, $sent{truncated}, "truncated = $sent{truncated}");
+    is($st->{passed} + $st->{tagged} + $st->{refused} + $st->{skipped},
+        $st->{requests}, 'passed + tagged + refused + skipped = requests');
+    my $r = $st->{redis} || {};
+    is($r->{errors}, 0, 'redis.errors 0');
+    is($r->{timeouts}, 0, 'redis.timeouts 0');
+    is($r->{unavailable}, 0, 'redis.unavailable 0');
+    is($r->{reconnects}, 0, 'redis.reconnects 0');
+    cmp_ok($r->{latency_p50_us} // 0, '>', 0, 'latency_p50_us > 0');
+    cmp_ok($r->{latency_p99_us} // 0, '>=', $r->{latency_p50_us} // 0,
+        'latency_p99_us >= p50');
+    cmp_ok($r->{latency_p99_us} // 0, '<', 2_000_000, 'p99 < timeout');
+    is($r->{workers_ready}, 2, 'workers_ready 2');
+    is($r->{workers_down}, 0, 'workers_down 0');
+    is($r->{workers_connecting}, 0, 'workers_connecting 0');
+};
+
+subtest 'Prometheus text' => sub {
+    my $st = $ngx->get_json('/dg-stats') || {};
+    my $res = $ngx->request(GET => '/dg-stats?format=prometheus');
+    is($res->{status}, 200, 'status 200');
+    like($res->{headers}{'content-type'} // '', qr{^text/plain},
+        'text/plain');
+    my $t = $res->{content} // '';
+    like($t, qr/^# TYPE distill_guard_requests_total counter$/m,
+        '# TYPE distill_guard_requests_total counter');
+    my %want = (pass => $st->{passed}, tag => $st->{tagged},
+        throttle => $st->{throttled}, skip => $st->{skipped});
+    for my $a (sort keys %want) {
+        like($t, qr/^distill_guard_requests_total\{action="$a"\} \Q$want{$a}\E$/m,
+            "distill_guard_requests_total{action=\"$a\"} $want{$a}");
+    }
+    my @bad = grep { !/^# (?:HELP|TYPE) \S+ .+$/
+        && !/^[a-z_]+(?:\{[a-z_]+="[^"]*"(?:,[a-z_]+="[^"]*")*\})? -?[\d.]+(?:e[+-]?\d+)?$/ }
+        split /\n/, $t;
+    is_deeply(\@bad, [], 'every line is a comment or a sample');
+    my %typed = map { $_ => 1 } $t =~ /^# TYPE (\S+) /mg;
+    my @untyped = grep { !$typed{$_} } $t =~ /^([a-z_]+)[{ ]/mg;
+    is_deeply(\@untyped, [], 'every metric has a # TYPE line');
+    like($t, qr/^distill_guard_redis_workers\{state="ready"\} 2$/m,
+        'redis workers ready 2');
+};
+
+subtest 'counters survive a reload' => sub {
+    my $before = $ngx->get_json('/dg-stats') || {};
+    $ngx->reload;
+    my $after = $ngx->get_json('/dg-stats') || {};
+    is($after->{requests}, $before->{requests}, 'requests kept');
+    is($after->{refused}, $before->{refused}, 'refused kept');
+    my $ready;
+    for (1 .. 30) {
+        $ready = ($ngx->get_json('/dg-stats') || {})->{redis}{workers_ready};
+        last if ($ready // 0) == 2;
+        sleep 0.1;
+    }
+    is($ready, 2, 'the new workers are ready (the old ones not counted)');
+    my $r = $ngx->request(POST => '/v1/x', { headers => {
+        Authorization => 'Bearer sk-t41-after-reload' }, content => chat('hi') });
+    is($r->{status}, 200, 'serves after the reload');
+    is(($ngx->get_json('/dg-stats') || {})->{requests}, $before->{requests} + 1,
+        'and counts on');
+};
+
+my @crash = $ngx->crash_lines;
+is_deeply(\@crash, [], 'no crash or alert') or diag(join "\n", @crash);
+
+done_testing();
