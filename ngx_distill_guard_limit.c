@@ -71,7 +71,8 @@ ngx_dg_limit_rbtree_insert_value(ngx_rbtree_node_t *temp,
 
 
 void
-ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left)
+ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left,
+    ngx_msec_t next)
 {
     ngx_dg_limit_node_t  *lr;
 
@@ -86,6 +87,9 @@ ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left)
     if (lr) {
         lr->penalty_until = penalty_left ? ngx_current_msec + penalty_left
                                          : 0;
+
+        /* where Redis's throttle stands, so a refused key stays refused */
+        lr->tat_throttle = ngx_current_msec + next;
     }
 
     ngx_shmtx_unlock(&ngx_dg_shpool->mutex);

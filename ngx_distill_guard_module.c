@@ -38,7 +38,7 @@ static void ngx_http_distill_guard_unavailable(
     ngx_http_distill_guard_ctx_t *ctx);
 static void ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
-static void ngx_http_distill_guard_transition(ngx_http_request_t *r,
+static ngx_uint_t ngx_http_distill_guard_transition(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx,
     ngx_http_distill_guard_loc_conf_t *dlcf);
 static ngx_int_t ngx_http_distill_guard_verdict(ngx_http_request_t *r,
@@ -421,18 +421,6 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
         ngx_http_set_ctx(r, ctx, ngx_distill_guard_module);
         ngx_dg_count(requests);
 
-        if (dlcf->bypass) {
-            if (ngx_http_complex_value(r, dlcf->bypass, &value) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            if (value.len && (value.len > 1 || value.data[0] != '0')) {
-                ctx->action = NGX_DG_ACTION_SKIP;
-                ctx->state = NGX_DG_STATE_DONE;
-                ngx_dg_count(skipped);
-                return NGX_OK;
-            }
-        }
 
         if (ngx_http_complex_value(r, dlcf->key, &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -453,6 +441,20 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
             != 0)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* after the key id: an allow-list maps $distill_guard_key_id */
+        if (dlcf->bypass) {
+            if (ngx_http_complex_value(r, dlcf->bypass, &value) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (value.len && (value.len > 1 || value.data[0] != '0')) {
+                ctx->action = NGX_DG_ACTION_SKIP;
+                ctx->state = NGX_DG_STATE_DONE;
+                ngx_dg_count(skipped);
+                return NGX_OK;
+            }
         }
 
         if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
@@ -754,7 +756,7 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
     ngx_int_t                           rc;
-    ngx_uint_t                          refused;
+    ngx_uint_t                          refused, key_state;
     ngx_http_distill_guard_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
@@ -762,6 +764,7 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ctx->state = NGX_DG_STATE_DONE;
     ctx->action = NGX_DG_ACTION_PASS;
     refused = NGX_DG_REFUSED_NONE;
+    key_state = NGX_DG_ACTION_PASS;
 
     if (ctx->have_profile) {
         dg_score_compute(&ctx->score, &dlcf->score, &ctx->profile,
@@ -771,7 +774,7 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
         ctx->retry = (ngx_msec_t) ctx->profile.retry_ms;
         ctx->remaining = (ngx_uint_t) ctx->profile.remaining;
 
-        ngx_http_distill_guard_transition(r, ctx, dlcf);
+        key_state = ngx_http_distill_guard_transition(r, ctx, dlcf);
 
     } else {
         if (ctx->redis_unavailable) {
@@ -806,8 +809,7 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
         }
 
     } else if (ctx->score.score_milli >= dlcf->tag_threshold
-               || (ctx->have_profile
-                   && ctx->profile.state >= NGX_DG_ACTION_TAG))
+               || key_state != NGX_DG_ACTION_PASS)
     {
         ctx->action = NGX_DG_ACTION_TAG;
     }
@@ -848,12 +850,13 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
  * renew a penalty half gone), so a request still costs one round trip.
  */
 
-static void
+static ngx_uint_t
 ngx_http_distill_guard_transition(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx, ngx_http_distill_guard_loc_conf_t *dlcf)
 {
     char                                 signals[128];
     dg_cmd_t                             cmd;
+    ngx_msec_t                           next;
     ngx_uint_t                           from, to, renew, i;
     dg_state_req_t                       sr;
     ngx_http_distill_guard_main_conf_t  *dmcf;
@@ -876,15 +879,21 @@ ngx_http_distill_guard_transition(ngx_http_request_t *r,
     }
 
     if (to == NGX_DG_ACTION_THROTTLE) {
+        /* when Redis lets the key's next request through */
+        next = (ctx->profile.refused == NGX_DG_REFUSED_THROTTLE)
+               ? (ngx_msec_t) ctx->profile.retry_ms
+               : (ctx->profile.penalty_ms ? dlcf->throttle.period : 0);
+
         ngx_dg_limit_mirror(ctx->key_id, renew ? dlcf->penalty
-                                         : (ngx_msec_t) ctx->profile.penalty_ms);
+                                         : (ngx_msec_t) ctx->profile.penalty_ms,
+                            next);
 
     } else if (from == NGX_DG_ACTION_THROTTLE) {
-        ngx_dg_limit_mirror(ctx->key_id, 0);
+        ngx_dg_limit_mirror(ctx->key_id, 0, 0);
     }
 
     if (to == from && !renew) {
-        return;
+        return to;
     }
 
     dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
@@ -919,6 +928,8 @@ ngx_http_distill_guard_transition(ngx_http_request_t *r,
                       (ngx_uint_t) ctx->score.score_milli % 1000, signals,
                       dlcf->mode == NGX_DG_MODE_SHADOW ? " (shadow)" : "");
     }
+
+    return to;
 }
 
 
@@ -1149,6 +1160,13 @@ ngx_http_distill_guard_variable(ngx_http_request_t *r,
 
     ctx = (r == r->main) ? ngx_http_distill_guard_get_ctx(r)
                          : ngx_http_distill_guard_get_ctx(r->main);
+
+    if (ctx && data == NGX_DG_VAR_KEY_ID && ctx->key_id[0]) {
+        /* known before the verdict: distill_guard_bypass may map it */
+        v->data = (u_char *) ctx->key_id;
+        v->len = DG_KEY_ID_LEN;
+        goto found;
+    }
 
     if (ctx == NULL || ctx->state != NGX_DG_STATE_DONE) {
         if (data == NGX_DG_VAR_ACTION) {

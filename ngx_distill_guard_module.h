@@ -191,7 +191,8 @@ char *ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc,
 /* ngx_distill_guard_limit.c: the node-local fallback while Redis is away */
 void ngx_dg_limit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-void ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left);
+void ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left,
+    ngx_msec_t next);
 ngx_int_t ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
     ngx_dg_rate_t *rate, ngx_msec_t *retry, ngx_uint_t *remaining);
 

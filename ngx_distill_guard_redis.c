@@ -44,6 +44,7 @@ typedef struct {
     ngx_dg_op_t                         *free;
     ngx_uint_t                           nops;
     ngx_uint_t                           inflight;
+    ngx_uint_t                           setup_pending;
     unsigned                             down_logged:1;
     unsigned                             busy_logged:1;
 } ngx_dg_redis_t;
@@ -359,6 +360,7 @@ ngx_dg_redis_connect(void)
 
     ngx_dg_redis.ac = ac;
     ngx_dg_redis.conn = c;
+    ngx_dg_redis.setup_pending = 0;
     ngx_dg_redis_set_state(NGX_DG_REDIS_CONNECTING);
 
     /*
@@ -382,6 +384,7 @@ ngx_dg_redis_connect(void)
 
         redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "AUTH", argc,
                               argv, argvlen);
+        ngx_dg_redis.setup_pending++;
     }
 
     if (rc->db) {
@@ -391,6 +394,7 @@ ngx_dg_redis_connect(void)
         argvlen[1] = ngx_sprintf((u_char *) db, "%i", rc->db) - (u_char *) db;
         redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "SELECT", 2,
                               argv, argvlen);
+        ngx_dg_redis.setup_pending++;
     }
 
     argv[0] = "SCRIPT";
@@ -406,6 +410,7 @@ ngx_dg_redis_connect(void)
     argvlen[2] = dg_fanout_lua_len;
     redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "SCRIPT LOAD", 3,
                           argv, argvlen);
+    ngx_dg_redis.setup_pending += 2;
 
     ngx_add_timer(&ngx_dg_redis.connect_timer, rc->connect_timeout);
 }
@@ -493,15 +498,11 @@ ngx_dg_redis_on_connect(const redisAsyncContext *ac, int status)
         return;
     }
 
-    if (ngx_dg_redis.down_logged) {
-        ngx_log_error(NGX_LOG_NOTICE, ngx_dg_redis.log, 0,
-                      "distill_guard: redis \"%V\" connected",
-                      &ngx_dg_redis.dmcf->redis.name);
-        ngx_dg_redis.down_logged = 0;
-    }
-
-    ngx_dg_redis.backoff = NGX_DG_BACKOFF_MIN;
-    ngx_dg_redis_set_state(NGX_DG_REDIS_READY);
+    /*
+     * TCP is up; the connection counts as up (backoff reset, "connected"
+     * logged) only once AUTH, SELECT and the scripts have succeeded, or a
+     * wrong password would reconnect in a tight loop
+     */
 }
 
 
@@ -533,20 +534,40 @@ ngx_dg_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     reply = r;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR) {
+    if (reply == NULL || ngx_dg_redis.ac != ac) {
+        /* the connection went away: its disconnect callback reschedules */
         return;
     }
 
-    /* the command name only: AUTH's arguments are secret */
-    ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                  "distill_guard: redis \"%V\" %s failed: %*s",
-                  &ngx_dg_redis.dmcf->redis.name, (char *) privdata,
-                  (size_t) ngx_min(reply->len, 200), reply->str);
+    if (reply->type == REDIS_REPLY_ERROR) {
 
-    if (ngx_dg_redis.ac == ac) {
-        ngx_dg_redis.down_logged = 1;
+        /* once per outage; the command name only: AUTH's are secret */
+        if (!ngx_dg_redis.down_logged) {
+            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                          "distill_guard: redis \"%V\" %s failed: %*s",
+                          &ngx_dg_redis.dmcf->redis.name, (char *) privdata,
+                          (size_t) ngx_min(reply->len, 200), reply->str);
+            ngx_dg_redis.down_logged = 1;
+        }
+
+        ngx_dg_redis.setup_pending = 0;
         redisAsyncDisconnect(ac);
+        return;
     }
+
+    if (ngx_dg_redis.setup_pending == 0 || --ngx_dg_redis.setup_pending) {
+        return;
+    }
+
+    if (ngx_dg_redis.down_logged) {
+        ngx_log_error(NGX_LOG_NOTICE, ngx_dg_redis.log, 0,
+                      "distill_guard: redis \"%V\" connected",
+                      &ngx_dg_redis.dmcf->redis.name);
+        ngx_dg_redis.down_logged = 0;
+    }
+
+    ngx_dg_redis.backoff = NGX_DG_BACKOFF_MIN;
+    ngx_dg_redis_set_state(NGX_DG_REDIS_READY);
 }
 
 

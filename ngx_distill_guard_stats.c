@@ -268,14 +268,16 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
                       "workers_connecting", (json_int_t) w[1],
                       "workers_down", (json_int_t) w[0]);
 
-    root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+    root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
                      "requests", (json_int_t) st->requests,
                      "passed", (json_int_t) st->passed,
                      "tagged", (json_int_t) st->tagged,
                      "throttled", (json_int_t) st->throttled,
                      "refused", (json_int_t) st->refused,
+                     "would_refuse", (json_int_t) st->would_refuse,
                      "skipped", (json_int_t) st->skipped,
                      "truncated", (json_int_t) st->truncated,
+                     "state_changes", (json_int_t) st->state_changes,
                      "redis", redis);
     if (root == NULL) {
         return NULL;
@@ -329,6 +331,13 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# HELP distill_guard_refused_total Requests refused.\n"
         "# TYPE distill_guard_refused_total counter\n"
         "distill_guard_refused_total %uA\n"
+        "# HELP distill_guard_would_refuse_total Refusals shadow mode "
+        "let through.\n"
+        "# TYPE distill_guard_would_refuse_total counter\n"
+        "distill_guard_would_refuse_total %uA\n"
+        "# HELP distill_guard_state_changes_total Keys changing state.\n"
+        "# TYPE distill_guard_state_changes_total counter\n"
+        "distill_guard_state_changes_total %uA\n"
         "# HELP distill_guard_truncated_total Bodies cut at body_max.\n"
         "# TYPE distill_guard_truncated_total counter\n"
         "distill_guard_truncated_total %uA\n"
@@ -350,7 +359,8 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
         "distill_guard_redis_workers{state=\"down\"} %ui\n",
         st->passed, st->tagged, st->throttled, st->skipped, st->requests,
-        st->refused, st->truncated, st->redis_errors, st->redis_timeouts,
+        st->refused, st->would_refuse, st->state_changes, st->truncated,
+        st->redis_errors, st->redis_timeouts,
         st->redis_unavailable, st->redis_reconnects,
         ngx_dg_stats_percentile(st, 50), ngx_dg_stats_percentile(st, 99),
         w[2], w[1], w[0]);

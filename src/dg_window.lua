@@ -209,8 +209,9 @@ end
 
 if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
     redis.call('HSET', skey, 'tt', tt, 'rt', rt)
-    redis.call('PEXPIRE', skey,
-               math.max(window + penalty, rt - now, tt - now))
+    -- the throttle's time matters only while the penalty lasts
+    redis.call('PEXPIRE', skey, math.max(window + penalty, rt - now,
+                                         math.min(tt - now, penalty)))
 end
 
 local start = now - window              -- inside the window: ts > start
