@@ -1,13 +1,26 @@
 /*
  * distill-guard engine: prompt extraction from LLM API request bodies.
  *
- * The body is parsed with jansson and the tree is freed before returning,
- * so nothing points into jansson memory: extracted text is copied into the
- * caller's scratch buffer, or, for a raw body, points into the body.  A
- * decoded JSON string is never longer than its quoted, escaped form, and
- * each JSON string feeds at most one output, so len + 1 bytes of scratch
- * always hold system, first_user and user together (every copy is still
- * bounds-checked).
+ * The body is read with the dg_json scanner: no tree, no allocation, and
+ * text that needs no unescaping is copied straight from the body.  Two
+ * steps: dg_scan() reads the whole document once, which checks all of it
+ * (whatever jansson would refuse, or nesting deeper than
+ * DG_JSON_MAX_DEPTH, makes the body raw), and keeps a cursor at the value
+ * of each top-level member the rules below use, the last of duplicate
+ * keys winning as in jansson.  Then only those values are read again,
+ * with trusted cursors that just look for the end of each string, and
+ * the text of system messages and of the first and last user messages
+ * once more to copy it, so that scratch holds system, first_user and
+ * user one after the other.
+ *
+ * Extracted text is copied into the caller's scratch buffer, or, for a
+ * raw body, points into the body.  A decoded JSON string is never longer
+ * than its quoted, escaped form, and each JSON string feeds at most one
+ * output, so len + 1 bytes of scratch always hold system, first_user and
+ * user together (every copy is still bounds-checked).
+ *
+ * src/dg_prompt_ref.c is the same extractor on jansson, kept as the
+ * reference: the fuzz target checks that both give the same result.
  *
  * Formats, tried in this order on a top-level JSON object:
  *
@@ -47,46 +60,101 @@
 
 #include <string.h>
 
-#include <jansson.h>
-
+#include "dg_json.h"
 #include "dg_prompt.h"
+
+
+/* the top-level members the rules use: indexes into dg_fields[] */
+
+enum {
+    DG_MESSAGES = 0,
+    DG_INPUT,
+    DG_PROMPT,
+    DG_SYSTEM,
+    DG_ANTHROPIC_VERSION,
+    DG_INSTRUCTIONS,
+    DG_MODEL,
+    DG_MAX_TOKENS,              /* the three in order of precedence */
+    DG_MAX_COMPLETION_TOKENS,
+    DG_MAX_OUTPUT_TOKENS,
+    DG_TEMPERATURE,
+    DG_NFIELDS
+};
+
+
+typedef struct {
+    const char         *name;
+    size_t              len;
+} dg_name_t;
+
+
+typedef struct {
+    dg_json_t           at[DG_NFIELDS];     /* cursors at the values */
+    unsigned            found;              /* bit i: at[i] is set */
+} dg_top_t;
 
 
 typedef struct {
     char               *pos;            /* next free byte of scratch */
     char               *end;
-    unsigned            system_role:1;  /* a system/developer message */
-    unsigned            anthropic:1;    /* an Anthropic-only block type */
+    unsigned            system_role;    /* a system/developer message */
+    unsigned            anthropic;      /* an Anthropic-only block type */
 } dg_ctx_t;
 
 
-static int dg_depth_ok(const unsigned char *p, const unsigned char *end);
-static int dg_chat(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root,
-    json_t *msgs);
-static int dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root,
-    json_t *input);
-static int dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, json_t *prompt);
-static int dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs,
+#define dg_name(s)      { s, sizeof(s) - 1 }
+
+/* the length first: most names are told apart without a call */
+
+#define dg_is(v, s)                                                           \
+    ((v)->len == sizeof(s) - 1 && dg_json_string_eq(v, s, sizeof(s) - 1))
+
+
+static int dg_scan(dg_top_t *top, const char *body, size_t len);
+static int dg_get(dg_top_t *top, int i, dg_json_t *js, dg_json_value_t *v);
+static int dg_chat(dg_ctx_t *ctx, dg_prompt_t *p, dg_top_t *top,
+    dg_json_t *js, dg_json_value_t *msgs);
+static int dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, dg_top_t *top,
+    dg_json_t *js, dg_json_value_t *input);
+static int dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js,
+    dg_json_value_t *prompt);
+static int dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js,
     int items);
-static int dg_content(dg_ctx_t *ctx, json_t *content, dg_str_t *s);
-static int dg_append(dg_ctx_t *ctx, dg_str_t *s, json_t *str);
-static void dg_meta(dg_prompt_t *p, json_t *root);
-static int32_t dg_milli(double v);
+static int dg_top_content(dg_ctx_t *ctx, dg_top_t *top, int i,
+    dg_str_t *s);
+static int dg_content(dg_ctx_t *ctx, dg_json_t *js, dg_str_t *s,
+    unsigned *anthropic);
+static int dg_append(dg_ctx_t *ctx, dg_str_t *s, const dg_json_value_t *str);
+static void dg_meta(dg_prompt_t *p, dg_top_t *top);
 static void dg_raw(dg_prompt_t *p, const char *body, size_t len);
 
 
 static const char  dg_empty[] = "";
+
+static const dg_name_t  dg_fields[DG_NFIELDS] = {
+    dg_name("messages"),
+    dg_name("input"),
+    dg_name("prompt"),
+    dg_name("system"),
+    dg_name("anthropic_version"),
+    dg_name("instructions"),
+    dg_name("model"),
+    dg_name("max_tokens"),
+    dg_name("max_completion_tokens"),
+    dg_name("max_output_tokens"),
+    dg_name("temperature")
+};
 
 
 void
 dg_prompt_parse(dg_prompt_t *p, const char *body, size_t len,
     char *scratch, size_t scratch_size)
 {
-    int             rc;
-    json_t         *root, *v;
-    dg_ctx_t        ctx;
-    const char     *c, *end;
-    json_error_t    err;
+    int              rc;
+    dg_ctx_t         ctx;
+    dg_top_t         top;
+    dg_json_t        js;
+    dg_json_value_t  v;
 
     memset(p, 0, sizeof(dg_prompt_t));
     p->format = DG_FORMAT_RAW;
@@ -98,33 +166,9 @@ dg_prompt_parse(dg_prompt_t *p, const char *body, size_t len,
         return;
     }
 
-    if (scratch == NULL || scratch_size <= len) {
-        dg_raw(p, body, len);
-        return;
-    }
-
-    /* only an object can be a request: spare jansson anything else */
-
-    end = body + len;
-
-    for (c = body; c < end; c++) {
-        if (*c != ' ' && *c != '\t' && *c != '\r' && *c != '\n') {
-            break;
-        }
-    }
-
-    if (c == end || *c != '{'
-        || !dg_depth_ok((const unsigned char *) c,
-                        (const unsigned char *) end))
+    if (scratch == NULL || scratch_size <= len
+        || dg_scan(&top, body, len) != 0)
     {
-        dg_raw(p, body, len);
-        return;
-    }
-
-    /* flags 0: duplicate keys are allowed (the last wins), "\u0000" not */
-
-    root = json_loadb(body, len, 0, &err);
-    if (root == NULL) {
         dg_raw(p, body, len);
         return;
     }
@@ -138,34 +182,22 @@ dg_prompt_parse(dg_prompt_t *p, const char *body, size_t len,
 
     rc = -1;
 
-    if (!json_is_object(root)) {
-        /* void */
+    if (dg_get(&top, DG_MESSAGES, &js, &v) && v.type != DG_JSON_NULL) {
+        rc = dg_chat(&ctx, p, &top, &js, &v);
 
-    } else if ((v = json_object_get(root, "messages")) != NULL
-               && !json_is_null(v))
-    {
-        rc = dg_chat(&ctx, p, root, v);
+    } else if (dg_get(&top, DG_INPUT, &js, &v) && v.type != DG_JSON_NULL) {
+        rc = dg_responses(&ctx, p, &top, &js, &v);
 
-    } else if ((v = json_object_get(root, "input")) != NULL
-               && !json_is_null(v))
-    {
-        rc = dg_responses(&ctx, p, root, v);
-
-    } else if ((v = json_object_get(root, "prompt")) != NULL
-               && !json_is_null(v))
-    {
-        rc = dg_completions(&ctx, p, v);
+    } else if (dg_get(&top, DG_PROMPT, &js, &v) && v.type != DG_JSON_NULL) {
+        rc = dg_completions(&ctx, p, &js, &v);
     }
-
-    if (rc == 0) {
-        dg_meta(p, root);
-    }
-
-    json_decref(root);
 
     if (rc != 0) {
         dg_raw(p, body, len);
+        return;
     }
+
+    dg_meta(p, &top);
 }
 
 
@@ -193,99 +225,99 @@ dg_format_name(dg_format_t format)
 
 
 /*
- * jansson recurses once per nesting level and a deep body is no real
- * request, so one pass counts the nesting of [ and { outside strings
- * first.  Strings are skipped with memchr: they are most of the body.
- * Returns 0 if too deep (or plainly unbalanced), 1 otherwise.
+ * Reads the whole document: it must be one object and nothing else.
+ * The cursors kept are trusted, which is right only once this returns 0.
  */
 
 static int
-dg_depth_ok(const unsigned char *p, const unsigned char *end)
+dg_scan(dg_top_t *top, const char *body, size_t len)
 {
-    int                   depth;
-    const unsigned char  *q, *b;
+    int              i, rc;
+    dg_json_t        js;
+    dg_json_value_t  key;
 
-    depth = 0;
+    top->found = 0;
 
-    while (p < end) {
+    dg_json_init(&js, body, len);
 
-        switch (*p++) {
+    if (dg_json_next(&js, &key) != 0 || key.type != DG_JSON_OBJECT) {
+        return -1;
+    }
 
-        case '"':
-            for ( ;; ) {
-                q = memchr(p, '"', end - p);
-                if (q == NULL) {
-                    /* unterminated: jansson will reject it */
-                    return 1;
-                }
+    while ((rc = dg_json_member(&js, &key)) == 1) {
 
-                /* the quote is escaped if an odd run of \ precedes it */
-
-                for (b = q; b > p && b[-1] == '\\'; b--) {
-                    /* void */
-                }
-
-                p = q + 1;
-
-                if (((q - b) & 1) == 0) {
-                    break;
-                }
+        for (i = 0; i < DG_NFIELDS; i++) {
+            if (key.len == dg_fields[i].len
+                && dg_json_string_eq(&key, dg_fields[i].name,
+                                     dg_fields[i].len))
+            {
+                top->at[i] = js;
+                dg_json_trust(&top->at[i]);
+                top->found |= 1u << i;
+                break;
             }
+        }
 
-            break;
-
-        case '{':
-        case '[':
-            if (++depth > DG_JSON_MAX_DEPTH) {
-                return 0;
-            }
-
-            break;
-
-        case '}':
-        case ']':
-            /* more closed than opened: malformed, jansson would say so */
-
-            if (--depth < 0) {
-                return 0;
-            }
-
-            break;
-
-        default:
-            break;
+        if (dg_json_skip(&js) != 0) {
+            return -1;
         }
     }
+
+    if (rc != 0 || dg_json_end(&js) != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Reads the value of top-level member i into v, js then being inside it
+ * if it is an object or array.  Returns 0 if there is no such member.
+ */
+
+static int
+dg_get(dg_top_t *top, int i, dg_json_t *js, dg_json_value_t *v)
+{
+    if ((top->found & (1u << i)) == 0) {
+        return 0;
+    }
+
+    *js = top->at[i];
+
+    /* cannot fail once dg_scan() has read it: DG_JSON_ERROR fits no rule */
+
+    (void) dg_json_next(js, v);
 
     return 1;
 }
 
 
 static int
-dg_chat(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root, json_t *msgs)
+dg_chat(dg_ctx_t *ctx, dg_prompt_t *p, dg_top_t *top, dg_json_t *js,
+    dg_json_value_t *msgs)
 {
-    json_t  *sys;
+    int              sys;
+    dg_json_t        sys_js;
+    dg_json_value_t  v;
 
-    if (!json_is_array(msgs)) {
+    if (msgs->type != DG_JSON_ARRAY) {
         return -1;
     }
 
-    sys = json_object_get(root, "system");
-    if (sys != NULL && json_is_null(sys)) {
-        sys = NULL;
-    }
+    sys = dg_get(top, DG_SYSTEM, &sys_js, &v) && v.type != DG_JSON_NULL;
 
-    if (sys != NULL && dg_content(ctx, sys, &p->system) != 0) {
+    if (sys && dg_top_content(ctx, top, DG_SYSTEM, &p->system) != 0) {
         return -1;
     }
 
-    if (dg_messages(ctx, p, msgs, 0) != 0) {
+    if (dg_messages(ctx, p, js, 0) != 0) {
         return -1;
     }
 
     if (!ctx->system_role
-        && (sys != NULL
-            || json_object_get(root, "anthropic_version") != NULL
+        && (sys
+            || (top->found & (1u << DG_ANTHROPIC_VERSION))
             || ctx->anthropic))
     {
         p->format = DG_FORMAT_ANTHROPIC;
@@ -299,21 +331,20 @@ dg_chat(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root, json_t *msgs)
 
 
 static int
-dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root, json_t *input)
+dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, dg_top_t *top, dg_json_t *js,
+    dg_json_value_t *input)
 {
     p->format = DG_FORMAT_OPENAI_RESPONSES;
 
-    if (dg_content(ctx, json_object_get(root, "instructions"), &p->system)
-        != 0)
-    {
+    if (dg_top_content(ctx, top, DG_INSTRUCTIONS, &p->system) != 0) {
         return -1;
     }
 
-    if (json_is_array(input)) {
-        return dg_messages(ctx, p, input, 1);
+    if (input->type == DG_JSON_ARRAY) {
+        return dg_messages(ctx, p, js, 1);
     }
 
-    if (!json_is_string(input)) {
+    if (input->type != DG_JSON_STRING) {
         return -1;
     }
 
@@ -331,31 +362,37 @@ dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root, json_t *input)
 
 
 static int
-dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, json_t *prompt)
+dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js,
+    dg_json_value_t *prompt)
 {
-    size_t   i, n;
-    json_t  *v;
+    int              rc;
+    dg_json_value_t  v;
 
     p->format = DG_FORMAT_OPENAI_COMPLETIONS;
     p->turns = 1;
     p->user.data = ctx->pos;
 
-    if (json_is_string(prompt)) {
+    if (prompt->type == DG_JSON_STRING) {
         if (dg_append(ctx, &p->user, prompt) != 0) {
             return -1;
         }
 
-    } else if (json_is_array(prompt)) {
-        n = json_array_size(prompt);
+    } else if (prompt->type == DG_JSON_ARRAY) {
 
-        for (i = 0; i < n; i++) {
-            v = json_array_get(prompt, i);
+        while ((rc = dg_json_element(js)) == 1) {
 
             /* token id arrays carry no text we can read */
 
-            if (!json_is_string(v) || dg_append(ctx, &p->user, v) != 0) {
+            if (dg_json_next(js, &v) != 0
+                || v.type != DG_JSON_STRING
+                || dg_append(ctx, &p->user, &v) != 0)
+            {
                 return -1;
             }
+        }
+
+        if (rc != 0) {
+            return -1;
         }
 
     } else {
@@ -370,167 +407,264 @@ dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, json_t *prompt)
 
 /*
  * messages[] of chat and Anthropic, or input[] of Responses (items: items
- * without a role are not messages).  A first pass checks types, counts
- * turns, appends system text and finds the first and last user messages;
- * only those two are then copied, so scratch holds system, first_user and
- * user one after the other.
+ * without a role are not messages); js is inside the array.  A first pass
+ * checks types, counts turns, appends system text and keeps cursors at
+ * the contents of the first and last user messages; only those two are
+ * then copied, so scratch holds system, first_user and user one after
+ * the other.
+ *
+ * A content is checked as it is stepped over, but the check counts only
+ * once the role is known (the last "role" key may follow it): an item
+ * without a role may have any content.
  */
 
 static int
-dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
+dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 {
-    size_t       i, n, first, last;
-    json_t      *msg, *role, *content;
-    const char  *r;
+    int              rc, has_role, has_content, checked, first_has, last_has;
+    size_t           users;
+    unsigned         anthropic;
+    dg_json_t        content, first, last, c;
+    dg_json_value_t  v, role;
 
-    n = json_array_size(msgs);
-    first = n;
-    last = n;
+    users = 0;
+    first_has = 0;
+    last_has = 0;
 
-    for (i = 0; i < n; i++) {
-        msg = json_array_get(msgs, i);
+    while ((rc = dg_json_element(js)) == 1) {
 
-        if (!json_is_object(msg)) {
+        if (dg_json_next(js, &v) != 0 || v.type != DG_JSON_OBJECT) {
             return -1;
         }
 
-        role = json_object_get(msg, "role");
+        has_role = 0;
+        has_content = 0;
+        checked = 0;
+        anthropic = 0;
 
-        if (role == NULL && items) {
+        while ((rc = dg_json_member(js, &v)) == 1) {
+
+            if (dg_is(&v, "role")) {
+                has_role = 1;
+                rc = dg_json_read(js, &role);
+
+            } else if (dg_is(&v, "content")) {
+                has_content = 1;
+                content = *js;
+                anthropic = 0;
+
+                /* a content that fails its check is not read through */
+
+                checked = dg_content(ctx, js, NULL, &anthropic);
+                rc = 0;
+
+                if (checked != 0) {
+                    *js = content;
+                    rc = dg_json_skip(js);
+                }
+
+            } else {
+                rc = dg_json_skip(js);
+            }
+
+            if (rc != 0) {
+                return -1;
+            }
+        }
+
+        if (rc != 0) {
+            return -1;
+        }
+
+        if (!has_role && items) {
             p->turns += (p->turns < UINT32_MAX);
             continue;
         }
 
-        if (!json_is_string(role)) {
+        if (!has_role || role.type != DG_JSON_STRING) {
             return -1;
         }
 
-        r = json_string_value(role);
-        content = json_object_get(msg, "content");
-
-        if (strcmp(r, "system") == 0 || strcmp(r, "developer") == 0) {
+        if (dg_is(&role, "system") || dg_is(&role, "developer")) {
             ctx->system_role = 1;
 
-            if (dg_content(ctx, content, &p->system) != 0) {
+            c = content;
+
+            if (dg_content(ctx, has_content ? &c : NULL, &p->system,
+                           &ctx->anthropic)
+                != 0)
+            {
                 return -1;
             }
 
             continue;
         }
 
-        if (dg_content(ctx, content, NULL) != 0) {
+        if (checked != 0) {
             return -1;
         }
 
+        ctx->anthropic |= anthropic;
         p->turns += (p->turns < UINT32_MAX);
 
-        if (strcmp(r, "user") == 0) {
-            if (first == n) {
-                first = i;
+        if (dg_is(&role, "user")) {
+            if (users++ == 0) {
+                first = content;
+                first_has = has_content;
             }
 
-            last = i;
+            last = content;
+            last_has = has_content;
         }
     }
 
-    if (first == n) {
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (users == 0) {
         return 0;
     }
 
     p->first_user.data = ctx->pos;
 
-    msg = json_array_get(msgs, first);
-    if (dg_content(ctx, json_object_get(msg, "content"), &p->first_user)
+    if (dg_content(ctx, first_has ? &first : NULL, &p->first_user,
+                   &ctx->anthropic)
         != 0)
     {
         return -1;
     }
 
-    if (last == first) {
+    if (users == 1) {
         p->user = p->first_user;
         return 0;
     }
 
     p->user.data = ctx->pos;
 
-    msg = json_array_get(msgs, last);
+    return dg_content(ctx, last_has ? &last : NULL, &p->user,
+                      &ctx->anthropic);
+}
 
-    return dg_content(ctx, json_object_get(msg, "content"), &p->user);
+
+/* the content of top-level member i, if there is one */
+
+static int
+dg_top_content(dg_ctx_t *ctx, dg_top_t *top, int i, dg_str_t *s)
+{
+    dg_json_t  js;
+
+    if ((top->found & (1u << i)) == 0) {
+        return 0;
+    }
+
+    js = top->at[i];
+
+    return dg_content(ctx, &js, s, &ctx->anthropic);
 }
 
 
 /*
- * A content: a string, an array of parts, null or absent.  Appends its
- * text to s, or only checks it when s is NULL; notes Anthropic-only block
- * types on the way.
+ * A content at cursor js (NULL: absent): a string, an array of parts or
+ * null.  Appends its text to s, or only checks it when s is NULL; sets
+ * *anthropic on an Anthropic-only block type.  On success js is past the
+ * content.
  */
 
 static int
-dg_content(dg_ctx_t *ctx, json_t *content, dg_str_t *s)
+dg_content(dg_ctx_t *ctx, dg_json_t *js, dg_str_t *s, unsigned *anthropic)
 {
-    size_t       i, n;
-    json_t      *part, *type, *text;
-    const char  *t;
+    int              rc, rc2;
+    dg_json_value_t  v, type, text;
 
-    if (content == NULL || json_is_null(content)) {
+    if (js == NULL) {
         return 0;
     }
 
-    if (json_is_string(content)) {
-        return (s != NULL) ? dg_append(ctx, s, content) : 0;
-    }
-
-    if (!json_is_array(content)) {
+    if (dg_json_next(js, &v) != 0) {
         return -1;
     }
 
-    n = json_array_size(content);
+    switch (v.type) {
 
-    for (i = 0; i < n; i++) {
-        part = json_array_get(content, i);
+    case DG_JSON_NULL:
+        return 0;
 
-        if (!json_is_object(part)) {
+    case DG_JSON_STRING:
+        return (s != NULL) ? dg_append(ctx, s, &v) : 0;
+
+    case DG_JSON_ARRAY:
+        break;
+
+    default:
+        return -1;
+    }
+
+    while ((rc = dg_json_element(js)) == 1) {
+
+        if (dg_json_next(js, &v) != 0 || v.type != DG_JSON_OBJECT) {
+            return -1;
+        }
+
+        /* DG_JSON_ERROR stands for absent: neither is a string */
+
+        type.type = DG_JSON_ERROR;
+        text.type = DG_JSON_ERROR;
+
+        while ((rc = dg_json_member(js, &v)) == 1) {
+
+            if (dg_is(&v, "type")) {
+                rc2 = dg_json_read(js, &type);
+
+            } else if (dg_is(&v, "text")) {
+                rc2 = dg_json_read(js, &text);
+
+            } else {
+                rc2 = dg_json_skip(js);
+            }
+
+            if (rc2 != 0) {
+                return -1;
+            }
+        }
+
+        if (rc != 0) {
             return -1;
         }
 
         /* a part without a type is unknown to every API: skipped */
 
-        type = json_object_get(part, "type");
-        if (!json_is_string(type)) {
+        if (type.type != DG_JSON_STRING) {
             continue;
         }
 
-        t = json_string_value(type);
-
-        if (strcmp(t, "text") == 0
-            || strcmp(t, "input_text") == 0
-            || strcmp(t, "output_text") == 0)
+        if (dg_is(&type, "text")
+            || dg_is(&type, "input_text")
+            || dg_is(&type, "output_text"))
         {
-            text = json_object_get(part, "text");
-
-            if (!json_is_string(text)) {
+            if (text.type != DG_JSON_STRING) {
                 return -1;
             }
 
-            if (s != NULL && dg_append(ctx, s, text) != 0) {
+            if (s != NULL && dg_append(ctx, s, &text) != 0) {
                 return -1;
             }
 
             continue;
         }
 
-        if (strcmp(t, "image") == 0
-            || strcmp(t, "document") == 0
-            || strcmp(t, "tool_use") == 0
-            || strcmp(t, "tool_result") == 0
-            || strcmp(t, "thinking") == 0
-            || strcmp(t, "redacted_thinking") == 0)
+        if (dg_is(&type, "image")
+            || dg_is(&type, "document")
+            || dg_is(&type, "tool_use")
+            || dg_is(&type, "tool_result")
+            || dg_is(&type, "thinking")
+            || dg_is(&type, "redacted_thinking"))
         {
-            ctx->anthropic = 1;
+            *anthropic = 1;
         }
     }
 
-    return 0;
+    return (rc == 0) ? 0 : -1;
 }
 
 
@@ -541,11 +675,11 @@ dg_content(dg_ctx_t *ctx, json_t *content, dg_str_t *s)
  */
 
 static int
-dg_append(dg_ctx_t *ctx, dg_str_t *s, json_t *str)
+dg_append(dg_ctx_t *ctx, dg_str_t *s, const dg_json_value_t *str)
 {
     size_t  n, sep;
 
-    n = json_string_length(str);
+    n = str->len;
 
     if (n == 0) {
         return 0;
@@ -561,7 +695,10 @@ dg_append(dg_ctx_t *ctx, dg_str_t *s, json_t *str)
         *ctx->pos++ = '\n';
     }
 
-    memcpy(ctx->pos, json_string_value(str), n);
+    if (dg_json_string_copy(str, ctx->pos, n) != n) {
+        return -1;
+    }
+
     ctx->pos += n;
     s->len += n + sep;
 
@@ -570,75 +707,48 @@ dg_append(dg_ctx_t *ctx, dg_str_t *s, json_t *str)
 
 
 static void
-dg_meta(dg_prompt_t *p, json_t *root)
+dg_meta(dg_prompt_t *p, dg_top_t *top)
 {
-    size_t        i, n;
-    json_t       *v;
-    const char   *s;
+    int              i;
+    size_t           n;
+    int32_t          milli;
+    dg_json_t        js;
+    dg_json_value_t  v;
 
-    static const char  *max[] = {
-        "max_tokens", "max_completion_tokens", "max_output_tokens"
-    };
+    if (dg_get(top, DG_MODEL, &js, &v) && v.type == DG_JSON_STRING) {
 
-    v = json_object_get(root, "model");
+        /* DG_MODEL_MAX bytes copied: the model is longer, cut it */
 
-    if (json_is_string(v)) {
-        s = json_string_value(v);
-        n = json_string_length(v);
+        n = dg_json_string_copy(&v, p->model, DG_MODEL_MAX);
 
-        if (n >= DG_MODEL_MAX) {
+        if (n == DG_MODEL_MAX) {
             n = DG_MODEL_MAX - 1;
 
-            /* cut on a character boundary: jansson checked the UTF-8 */
+            /* on a character boundary: the scanner checked the UTF-8 */
 
-            while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80) {
+            while (n > 0 && ((unsigned char) p->model[n] & 0xc0) == 0x80) {
                 n--;
             }
         }
 
-        memcpy(p->model, s, n);
         p->model[n] = '\0';
     }
 
-    for (i = 0; i < sizeof(max) / sizeof(max[0]); i++) {
-        v = json_object_get(root, max[i]);
-
-        if (json_is_integer(v)) {
-            p->max_tokens = json_integer_value(v);
+    for (i = DG_MAX_TOKENS; i <= DG_MAX_OUTPUT_TOKENS; i++) {
+        if (dg_get(top, i, &js, &v)
+            && dg_json_number_int64(&v, &p->max_tokens) == 0)
+        {
             p->has_max_tokens = 1;
             break;
         }
     }
 
-    v = json_object_get(root, "temperature");
-
-    if (json_is_number(v)) {
-        p->temperature_milli = dg_milli(json_number_value(v));
+    if (dg_get(top, DG_TEMPERATURE, &js, &v)
+        && dg_json_number_milli(&v, &milli) == 0)
+    {
+        p->temperature_milli = milli;
         p->has_temperature = 1;
     }
-}
-
-
-/* v * 1000 rounded half away from zero, clamped to int32 */
-
-static int32_t
-dg_milli(double v)
-{
-    v *= 1000.0;
-
-    if (v != v) {
-        return 0;
-    }
-
-    if (v >= 2147483647.0) {
-        return INT32_MAX;
-    }
-
-    if (v <= -2147483648.0) {
-        return INT32_MIN;
-    }
-
-    return (int32_t) (v < 0 ? v - 0.5 : v + 0.5);
 }
 
 

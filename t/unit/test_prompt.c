@@ -3,6 +3,7 @@
 #include "dg_test.h"
 
 #include "dg_prompt.h"
+#include "dg_prompt_ref.h"
 
 
 static char  scratch[1 << 16];
@@ -732,6 +733,159 @@ test_scratch_bound(void **state)
 }
 
 
+/*
+ * Members are found wherever they are, and the last of duplicate keys
+ * wins, as in jansson; keys may be escaped.
+ */
+
+static void
+test_key_order(void **state)
+{
+    dg_prompt_t  p;
+
+    (void) state;
+
+    /* system and the metadata after messages; role after content */
+
+    parse(&p, "{\"messages\":[{\"content\":\"q\",\"role\":\"user\"}],"
+              "\"temperature\":0.5,\"system\":\"s\",\"model\":\"m\"}");
+
+    assert_int_equal(p.format, DG_FORMAT_ANTHROPIC);
+    assert_text(p.system, "s");
+    assert_text(p.user, "q");
+    assert_int_equal(p.temperature_milli, 500);
+    assert_string_equal(p.model, "m");
+
+    /* duplicates: the last one counts, at the top and in a message */
+
+    parse(&p, "{\"prompt\":\"one\",\"model\":\"a\",\"prompt\":\"two\","
+              "\"model\":\"b\"}");
+
+    assert_text(p.user, "two");
+    assert_string_equal(p.model, "b");
+
+    parse(&p, "{\"messages\":[{\"role\":\"user\",\"content\":7,"
+              "\"role\":\"assistant\",\"content\":\"a\",\"content\":\"b\"},"
+              "{\"role\":\"system\",\"content\":\"s\",\"role\":\"user\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_CHAT);
+    assert_text(p.user, "s");
+    assert_int_equal(p.system.len, 0);
+    assert_int_equal(p.turns, 2);
+
+    /* a bad content checked as it is read does not count for an item */
+
+    parse(&p, "{\"input\":[{\"content\":7},{\"type\":\"reasoning\","
+              "\"content\":[1]},{\"role\":\"user\",\"content\":\"x\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_RESPONSES);
+    assert_text(p.user, "x");
+    assert_int_equal(p.turns, 3);
+
+    /* a later null messages gives way to input */
+
+    parse(&p, "{\"messages\":[],\"input\":\"i\",\"messages\":null}");
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_RESPONSES);
+
+    /* escaped keys and role names */
+
+    parse(&p, "{\"m\\u0065ssages\":[{\"r\\u006fle\":\"\\u0075ser\","
+              "\"content\":[{\"typ\\u0065\":\"t\\u0065xt\","
+              "\"t\\u0065xt\":\"hi\"}]}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_CHAT);
+    assert_text(p.user, "hi");
+}
+
+
+/* the jansson reference gives the same for every body here */
+
+static void
+test_reference(void **state)
+{
+    size_t       i, len;
+    dg_prompt_t  p, r;
+
+    static char  ref_scratch[1 << 16];
+
+    static const char  *bodies[] = {
+        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"system\","
+        "\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"a\"},"
+        "{\"role\":\"assistant\",\"content\":\"b\"},{\"role\":\"user\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"c\\n\\u00e9\"}]}],"
+        "\"max_tokens\":100,\"temperature\":1.25}",
+        "{\"max_tokens\":9,\"system\":[{\"type\":\"text\",\"text\":\"s\"}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\","
+        "\"source\":{}},{\"type\":\"text\",\"text\":\"x\"}]}]}",
+        "{\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
+        "{\"type\":\"function_call\",\"name\":\"f\"}],"
+        "\"instructions\":null,\"max_output_tokens\":5}",
+        "{\"prompt\":[\"a\",\"\",\"b\"],\"temperature\":0.0005}",
+        "{\"prompt\":\"x\",\"temperature\":1e-400}",
+        ("{\"prompt\":\"x\",\"temperature\":"
+         "0.00000000000000000000000000000000000000000000000000000000001}"),
+        "{\"prompt\":\"x\",\"max_tokens\":-9223372036854775808}",
+        "{\"prompt\":\"x\",\"max_tokens\":9223372036854775808}",
+        "{\"prompt\":\"x\",\"t\":1e309}",
+        "{\"prompt\":\"x\",\"t\":1.7976931348623157e308}",
+        "{\"prompt\":\"\\ud83d\\ude00\\ud83d\"}",
+        "{\"prompt\":\"x\",\"y\":\"\\u0000\"}",
+        "{\"prompt\":\"x\"} {}",
+        "{\"prompt\":\"x\",}",
+        "[\"x\"]",
+        "{\"messages\":[{\"role\":\"user\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":5}]}]}",
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        len = strlen(bodies[i]);
+
+        dg_prompt_parse(&p, bodies[i], len, scratch, sizeof(scratch));
+        dg_prompt_parse_reference(&r, bodies[i], len, ref_scratch,
+                                  sizeof(ref_scratch));
+
+        assert_int_equal(p.format, r.format);
+        assert_int_equal(p.fallback, r.fallback);
+        assert_int_equal(p.turns, r.turns);
+        assert_string_equal(p.model, r.model);
+        assert_int_equal(p.has_max_tokens, r.has_max_tokens);
+        assert_true(p.max_tokens == r.max_tokens);
+        assert_int_equal(p.has_temperature, r.has_temperature);
+        assert_int_equal(p.temperature_milli, r.temperature_milli);
+        assert_int_equal(p.user.len, r.user.len);
+        assert_memory_equal(p.user.data, r.user.data, p.user.len);
+        assert_int_equal(p.first_user.len, r.first_user.len);
+        assert_memory_equal(p.first_user.data, r.first_user.data,
+                            p.first_user.len);
+        assert_int_equal(p.system.len, r.system.len);
+        assert_memory_equal(p.system.data, r.system.data, p.system.len);
+    }
+}
+
+
+/*
+ * The one known difference: jansson skips a NUL byte right after a
+ * number or a literal; that is no JSON, and the body stays raw here.
+ */
+
+static void
+test_nul_after_number(void **state)
+{
+    dg_prompt_t        r;
+    static const char  body[] = "{\"prompt\":\"x\",\"max_tokens\":5\0}";
+
+    (void) state;
+
+    assert_raw(body, sizeof(body) - 1, scratch, sizeof(scratch));
+
+    dg_prompt_parse_reference(&r, body, sizeof(body) - 1, scratch,
+                              sizeof(scratch));
+    assert_int_equal(r.format, DG_FORMAT_OPENAI_COMPLETIONS);
+}
+
+
 int
 main(void)
 {
@@ -756,6 +910,9 @@ main(void)
         cmocka_unit_test(test_not_terminated),
         cmocka_unit_test(test_format_names),
         cmocka_unit_test(test_scratch_bound),
+        cmocka_unit_test(test_key_order),
+        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_nul_after_number),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
