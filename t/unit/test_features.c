@@ -1,0 +1,569 @@
+/* unit tests: per-request prompt features (dg_features, dg_cot, dg_topic) */
+
+#include "dg_test.h"
+
+#include "dg_features.h"
+#include "dg_topic.h"
+
+
+static void
+features_of(dg_features_t *f, const char *user, const char *system)
+{
+    dg_prompt_t  p;
+
+    memset(&p, 0, sizeof(p));
+    p.format = DG_FORMAT_OPENAI_CHAT;
+    p.user.data = user;
+    p.user.len = strlen(user);
+    p.first_user = p.user;
+    p.turns = 1;
+
+    if (system != NULL) {
+        p.system.data = system;
+        p.system.len = strlen(system);
+    }
+
+    dg_features_compute(f, &p, NULL);
+}
+
+
+static void
+wrap(char *buf, size_t size, const char *tmpl, const char *x)
+{
+    const char  *at;
+
+    at = strstr(tmpl, "{x}");
+    assert_non_null(at);
+    snprintf(buf, size, "%.*s%s%s", (int) (at - tmpl), tmpl, x, at + 3);
+}
+
+
+static unsigned
+hamming(uint64_t a, uint64_t b)
+{
+    return (unsigned) __builtin_popcountll(a ^ b);
+}
+
+
+static void
+test_entropy(void **state)
+{
+    char           all[256], *big;
+    unsigned       i;
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    (void) state;
+
+    features_of(&f, "aaaa", NULL);
+    assert_int_equal(f.entropy_milli, 0);
+    assert_int_equal(f.bytes, 4);
+
+    features_of(&f, "abab", NULL);
+    assert_int_equal(f.entropy_milli, 1000);
+
+    features_of(&f, "", NULL);
+    assert_int_equal(f.entropy_milli, 0);
+    assert_int_equal(f.bytes, 0);
+    assert_int_equal(f.tokens, 0);
+
+    for (i = 0; i < 256; i++) {
+        all[i] = (char) i;
+    }
+
+    memset(&p, 0, sizeof(p));
+    p.user.data = all;
+    p.user.len = sizeof(all);
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.entropy_milli, 8000);
+    assert_int_equal(f.bytes, 256);
+
+    /* counts of 256 and more take another path */
+    big = malloc(4096);
+    assert_non_null(big);
+
+    for (i = 0; i < 4096; i++) {
+        big[i] = (char) (i & 1 ? 'b' : 'a');
+    }
+
+    p.user.data = big;
+    p.user.len = 4096;
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.entropy_milli, 1000);
+
+    for (i = 0; i < 4096; i++) {
+        big[i] = (char) i;
+    }
+
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.entropy_milli, 8000);
+
+    memset(big, 'x', 4096);
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.entropy_milli, 0);
+
+    /* 3 values, 1/2 1/4 1/4: 1.5 bits */
+    p.user.data = "aabc";
+    p.user.len = 4;
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.entropy_milli, 1500);
+
+    free(big);
+}
+
+
+static void
+test_tokens(void **state)
+{
+    dg_features_t  f;
+
+    (void) state;
+
+    /* 9 words of at most 6 letters, one of 9 letters, 2 punctuation */
+    features_of(&f, "The quick brown fox jumps over the lazy dog, "
+                "following.", NULL);
+    assert_int_equal(f.tokens, 9 + 2 + 2);
+
+    /* 12345 is two tokens (3 digits each), "é" one more */
+    features_of(&f, "12345 caf\xc3\xa9", NULL);
+    assert_int_equal(f.tokens, 2 + 1 + 1);
+}
+
+
+static void
+test_simhash(void **state)
+{
+    dg_features_t  a, b, c, d;
+
+    static const char  t1[] =
+        "Write a short story about a lighthouse keeper who discovers a "
+        "message in a bottle washed up on the rocky shore after a storm, "
+        "and decides to find the sender across the cold northern sea.";
+    static const char  t2[] =
+        "Write a short story about a lighthouse keeper who discovers a "
+        "letter in a bottle washed up on the rocky shore after a storm, "
+        "and decides to find the sender across the cold northern sea.";
+    static const char  t3[] =
+        "How do I configure nginx as a reverse proxy with TLS termination "
+        "and HTTP/2 for several upstream servers, and how should the "
+        "health checks and timeouts be tuned for long-polling clients?";
+
+    (void) state;
+
+    features_of(&a, t1, NULL);
+    features_of(&b, t1, NULL);
+    assert_true(a.simhash != 0);
+    assert_true(a.simhash == b.simhash);
+
+    /* case and digits do not matter: words are normalised */
+    features_of(&c, "Hello World 123", NULL);
+    features_of(&d, "hello world 7", NULL);
+    assert_true(c.simhash == d.simhash);
+
+    features_of(&b, t2, NULL);
+    features_of(&c, t3, NULL);
+    assert_in_range(hamming(a.simhash, b.simhash), 0, 10);
+    assert_in_range(hamming(a.simhash, c.simhash), 18, 64);
+    assert_true(hamming(a.simhash, b.simhash)
+                < hamming(a.simhash, c.simhash));
+}
+
+
+/* over 255 shingles the counters spill: long texts behave the same */
+static void
+test_simhash_long(void **state)
+{
+    char           *t1, *t2, *t3;
+    size_t          i, n;
+    dg_features_t   a, b, c;
+
+    static const char  *w1[] = { "river", "stone", "cloud", "maple",
+                                 "lantern", "harbor", "quiet", "amber" };
+    static const char  *w2[] = { "socket", "buffer", "kernel", "thread",
+                                 "packet", "cache", "mutex", "signal" };
+
+    (void) state;
+
+    t1 = malloc(8192);
+    t2 = malloc(8192);
+    t3 = malloc(8192);
+    assert_non_null(t1);
+    assert_non_null(t2);
+    assert_non_null(t3);
+
+    for (i = 0, n = 0; i < 600; i++) {
+        n += sprintf(t1 + n, "%s ", w1[(i * 7 + i / 8) % 8]);
+    }
+
+    memcpy(t2, t1, n + 1);
+    memcpy(t2 + 60, "ZEBRA", 5);
+
+    for (i = 0, n = 0; i < 600; i++) {
+        n += sprintf(t3 + n, "%s ", w2[(i * 5 + i / 8) % 8]);
+    }
+
+    features_of(&a, t1, NULL);
+    features_of(&b, t1, NULL);
+    assert_true(a.simhash == b.simhash);
+
+    features_of(&b, t2, NULL);
+    features_of(&c, t3, NULL);
+    assert_in_range(hamming(a.simhash, b.simhash), 0, 6);
+    assert_in_range(hamming(a.simhash, c.simhash), 18, 64);
+
+    free(t1);
+    free(t2);
+    free(t3);
+}
+
+
+static void
+test_template_prefix(void **state)
+{
+    char           b1[512], b2[512];
+    unsigned       i;
+    dg_features_t  f1, f2;
+
+    static const char  *tmpl[] = {
+        "Answer the following and explain your reasoning step by step:"
+            "\n\n{x}",
+        "Q: {x}\nA:",
+        "### Instruction:\n{x}\n\n### Response:",
+        "You are a helpful assistant. {x}",
+        NULL
+    };
+
+    (void) state;
+
+    for (i = 0; tmpl[i] != NULL; i++) {
+        wrap(b1, sizeof(b1), tmpl[i],
+             "Name three countries in South America.");
+        wrap(b2, sizeof(b2), tmpl[i],
+             "Write a haiku about autumn leaves falling in the park."
+             "\n\nUse the word crimson.");
+        features_of(&f1, b1, NULL);
+        features_of(&f2, b2, NULL);
+
+        assert_true(f1.template_head != 0);
+        assert_int_equal(f1.template_head, f2.template_head);
+        assert_true(f1.template_tail != 0);
+    }
+
+    /* the variable part is at the end: tails differ */
+    wrap(b1, sizeof(b1), tmpl[0], "Name three countries in South America.");
+    wrap(b2, sizeof(b2), tmpl[0], "Why is the sky blue during the day?");
+    features_of(&f1, b1, NULL);
+    features_of(&f2, b2, NULL);
+    assert_int_not_equal(f1.template_tail, f2.template_tail);
+
+    /* numbers are folded: "Question 1:" and "Question 27:" are the same */
+    features_of(&f1, "Question 1: what is the boiling point of water?",
+                NULL);
+    features_of(&f2, "Question 27: who painted the Mona Lisa?", NULL);
+    assert_true(f1.template_head != 0);
+    assert_int_equal(f1.template_head, f2.template_head);
+}
+
+
+static void
+test_template_suffix(void **state)
+{
+    char           b1[512], b2[512];
+    unsigned       i;
+    dg_features_t  f1, f2;
+
+    static const char  *tmpl[] = {
+        "{x}\n\nExplain step by step.",
+        "{x}\nA:",
+        "{x}\n\nRespond in JSON with the keys answer and rationale.",
+        "Q: {x}\nA:",
+        NULL
+    };
+
+    (void) state;
+
+    for (i = 0; tmpl[i] != NULL; i++) {
+        wrap(b1, sizeof(b1), tmpl[i],
+             "Name three countries in South America.");
+        wrap(b2, sizeof(b2), tmpl[i],
+             "Classify the animal as a mammal or a reptile.\n\nTiger");
+        features_of(&f1, b1, NULL);
+        features_of(&f2, b2, NULL);
+
+        assert_true(f1.template_tail != 0);
+        assert_int_equal(f1.template_tail, f2.template_tail);
+    }
+
+    /* the variable part is at the start: heads differ */
+    wrap(b1, sizeof(b1), tmpl[0], "Name three countries in South America.");
+    wrap(b2, sizeof(b2), tmpl[0], "Why is the sky blue during the day?");
+    features_of(&f1, b1, NULL);
+    features_of(&f2, b2, NULL);
+    assert_true(f1.template_head != 0);
+    assert_int_not_equal(f1.template_head, f2.template_head);
+}
+
+
+static void
+test_template_short(void **state)
+{
+    dg_features_t  f;
+
+    (void) state;
+
+    features_of(&f, "hello", NULL);
+    assert_int_equal(f.template_head, 0);
+    assert_int_equal(f.template_tail, 0);
+
+    features_of(&f, "", NULL);
+    assert_int_equal(f.template_head, 0);
+    assert_int_equal(f.template_tail, 0);
+
+    /* one segment of fewer than twice 10 words: the ends would overlap */
+    features_of(&f, "What is the capital city of France and why is it "
+                "famous", NULL);
+    assert_int_equal(f.template_head, 0);
+    assert_int_equal(f.template_tail, 0);
+
+    /* "Hi!" is too short to be a segment of its own */
+    features_of(&f, "Hi!\nThanks", NULL);
+    assert_int_equal(f.template_head, 0);
+    assert_int_equal(f.template_tail, 0);
+}
+
+
+static void
+test_topic(void **state)
+{
+    dg_features_t  a, b, c, d;
+
+    (void) state;
+
+    assert_int_equal(dg_topic_check(), 0);
+
+    features_of(&a, "How do I read a CSV file into a pandas DataFrame in "
+                "Python and skip the first row?", NULL);
+    features_of(&b, "Write a Python function that checks whether a string "
+                "is a palindrome, with a unit test.", NULL);
+    features_of(&c, "What is a good recipe for banana bread? I have three "
+                "ripe bananas, flour and butter.", NULL);
+    features_of(&d, "How long should I bake chicken thighs in the oven, "
+                "and at what temperature?", NULL);
+
+    assert_int_equal(a.topic, b.topic);
+    assert_string_equal(dg_topic_name(a.topic), "python");
+    assert_int_equal(c.topic, d.topic);
+    assert_int_not_equal(a.topic, c.topic);
+    assert_true(a.topic < DG_TOPIC_BUCKETS);
+
+    /* stems across 8-byte blocks, after digits, in upper case */
+    features_of(&a, "PSYCHOLOGICAL", NULL);
+    assert_string_equal(dg_topic_name(a.topic), "psychology");
+    features_of(&a, "cryptocurrencies", NULL);
+    assert_string_equal(dg_topic_name(a.topic), "crypto");
+    features_of(&a, "Lyric1 and lyric2", NULL);
+    assert_string_equal(dg_topic_name(a.topic), "music");
+    features_of(&a, "python3", NULL);
+    assert_string_equal(dg_topic_name(a.topic), "python");
+
+    /* no lexicon word: a min-hash bucket; no content word: 0 */
+    features_of(&a, "Zorblax quibbles vendiferous.", NULL);
+    assert_in_range(a.topic, DG_TOPIC_FALLBACK, DG_TOPIC_BUCKETS - 1);
+    assert_string_equal(dg_topic_name(a.topic), "other");
+
+    features_of(&a, "", NULL);
+    assert_int_equal(a.topic, 0);
+}
+
+
+static void
+test_cot_builtin(void **state)
+{
+    dg_features_t  f;
+
+    (void) state;
+
+    assert_int_equal(dg_cot_count(NULL, "", 0), 0);
+
+#define COT(s)  dg_cot_count(NULL, s, sizeof(s) - 1)
+
+    assert_int_equal(COT("Let's think step by step."), 1);
+    assert_int_equal(COT("Lets think about it"), 1);
+    assert_int_equal(COT("Let\xe2\x80\x99s think"), 1);
+    assert_int_equal(COT("Explain your reasoning step-by-step"), 2);
+    assert_int_equal(COT("STEP   BY\n\tSTEP"), 1);
+    assert_int_equal(COT("Use a chain-of-thought; show your work."), 2);
+    assert_int_equal(COT("Walk me through it, then justify your answer"),
+                     2);
+    assert_int_equal(COT("stepbystep, footstep by step, step by steps"), 0);
+    assert_int_equal(COT("What is the capital of France?"), 0);
+    /* not NUL-terminated: the length is the limit */
+    assert_int_equal(dg_cot_count(NULL, "step by stepX", 12), 1);
+
+#undef COT
+
+    /* the system prompt counts too */
+    features_of(&f, "Solve 2x + 3 = 7 step by step.",
+                "You are a tutor. Think carefully and show your work.");
+    assert_int_equal(f.cot, 3);
+    assert_true(f.has_system);
+}
+
+
+static void
+test_cot_regex(void **state)
+{
+    char           err[128];
+    dg_cot_t      *cot;
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    static const char  text[] = "Rationale first. RATIONALE again, then "
+                                "the answer; rationales are fine.";
+
+    (void) state;
+
+    cot = dg_cot_create();
+    assert_non_null(cot);
+
+    assert_int_equal(dg_cot_add_pattern(cot, "rationale", err, sizeof(err)),
+                     0);
+    assert_int_equal(dg_cot_count(cot, text, sizeof(text) - 1), 3);
+
+    /* anchors and a length that cuts the text */
+    assert_int_equal(dg_cot_add_pattern(cot, "^the", err, sizeof(err)), 0);
+    assert_int_equal(dg_cot_count(cot, "the rationale", 13), 2);
+    assert_int_equal(dg_cot_count(cot, "rationale", 6), 0);
+
+    assert_int_equal(dg_cot_add_pattern(cot, "(unclosed", err, sizeof(err)),
+                     -1);
+    assert_true(err[0] != '\0');
+
+    /* built-ins plus patterns, user and system */
+    memset(&p, 0, sizeof(p));
+    p.user.data = "Give a rationale, step by step.";
+    p.user.len = strlen(p.user.data);
+    p.system.data = "Rationale: always.";
+    p.system.len = strlen(p.system.data);
+    dg_features_compute(&f, &p, cot);
+    assert_int_equal(f.cot, 3);
+
+    dg_cot_free(cot);
+    dg_cot_free(NULL);
+}
+
+
+static void
+test_fields(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    (void) state;
+
+    memset(&p, 0, sizeof(p));
+    p.format = DG_FORMAT_ANTHROPIC;
+    p.fallback = 1;
+    p.turns = 5;
+    p.user.data = "hi";
+    p.user.len = 2;
+
+    dg_features_compute(&f, &p, NULL);
+    assert_int_equal(f.turns, 5);
+    assert_int_equal(f.format, DG_FORMAT_ANTHROPIC);
+    assert_true(f.fallback);
+    assert_false(f.has_system);
+    assert_false(f.truncated);
+}
+
+
+static void
+test_json(void **state)
+{
+    char           buf[DG_FEATURES_JSON_MAX], full[DG_FEATURES_JSON_MAX];
+    char           small[DG_FEATURES_JSON_MAX];
+    size_t         n, len, size;
+    dg_features_t  f;
+
+    static const char  expect[] =
+        "{\"bytes\":123,\"tokens\":30,\"entropy\":4.213,"
+        "\"simhash\":\"0123456789abcdef\",\"template\":\"89abcdef\","
+        "\"template_tail\":\"01234567\",\"topic\":17,\"turns\":1,\"cot\":0,"
+        "\"format\":\"openai_chat\",\"truncated\":false}";
+
+    (void) state;
+
+    memset(&f, 0, sizeof(f));
+    f.bytes = 123;
+    f.tokens = 30;
+    f.entropy_milli = 4213;
+    f.simhash = 0x0123456789abcdefULL;
+    f.template_head = 0x89abcdef;
+    f.template_tail = 0x01234567;
+    f.topic = 17;
+    f.turns = 1;
+    f.format = DG_FORMAT_OPENAI_CHAT;
+
+    n = dg_features_json(&f, NULL, buf, sizeof(buf));
+    assert_string_equal(buf, expect);
+    assert_int_equal(n, strlen(expect));
+
+    /* no templates, truncated, small entropy, window */
+    f.template_head = 0;
+    f.template_tail = 0;
+    f.truncated = 1;
+    f.entropy_milli = 7;
+    f.simhash = 0xf;
+    f.format = DG_FORMAT_RAW;
+    f.cot = 2;
+
+    n = dg_features_json(&f, "{\"requests\":3}", full, sizeof(full));
+    assert_string_equal(full,
+        "{\"bytes\":123,\"tokens\":30,\"entropy\":0.007,"
+        "\"simhash\":\"000000000000000f\",\"template\":\"\","
+        "\"template_tail\":\"\",\"topic\":17,\"turns\":1,\"cot\":2,"
+        "\"format\":\"raw\",\"truncated\":true,"
+        "\"window\":{\"requests\":3}}");
+    assert_int_equal(n, strlen(full));
+
+    /* every buffer size: a NUL-terminated prefix, nothing written past */
+    len = n;
+
+    for (size = 1; size <= len + 1; size++) {
+        memset(small, 'X', sizeof(small));
+        n = dg_features_json(&f, "{\"requests\":3}", small, size);
+        assert_int_equal(n, size - 1);
+        assert_int_equal(small[n], '\0');
+        assert_memory_equal(small, full, n);
+        assert_int_equal(small[size], 'X');
+    }
+
+    /* the largest object without window fits */
+    memset(&f, 0xff, sizeof(f));
+    f.format = DG_FORMAT_OPENAI_COMPLETIONS;
+    n = dg_features_json(&f, NULL, buf, sizeof(buf));
+    assert_true(n < DG_FEATURES_JSON_MAX - 1);
+    assert_int_equal(buf[n - 1], '}');
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_entropy),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_simhash),
+        cmocka_unit_test(test_simhash_long),
+        cmocka_unit_test(test_template_prefix),
+        cmocka_unit_test(test_template_suffix),
+        cmocka_unit_test(test_template_short),
+        cmocka_unit_test(test_topic),
+        cmocka_unit_test(test_cot_builtin),
+        cmocka_unit_test(test_cot_regex),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_json),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
