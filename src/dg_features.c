@@ -663,30 +663,18 @@ digits:
 }
 
 
-void
-dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
-    const dg_cot_t *cot)
+/* one pass of the word scanner over a text */
+
+static void
+dg_scan_text(dg_scan_t *s, const unsigned char *text, size_t n)
 {
-    size_t                i, n, g;
-    uint32_t              hist[256];
-    uint64_t              x, wm;
-    dg_scan_t             s;
-    const unsigned char  *text;
+    size_t    i, g;
+    uint64_t  x, wm;
 
-    memset(f, 0, sizeof(dg_features_t));
-    memset(hist, 0, sizeof(hist));
+    memset(s, 0, offsetof(dg_scan_t, ones));
 
-    memset(&s, 0, offsetof(dg_scan_t, ones));
-
-    s.head = DG_SEED_HEAD;
-    dg_topic_begin(&s.topic);
-
-    text = (const unsigned char *) p->user.data;
-    n = p->user.len;
-
-    for (i = 0; i < n; i++) {
-        hist[text[i]]++;
-    }
+    s->head = DG_SEED_HEAD;
+    dg_topic_begin(&s->topic);
 
     i = 0;
 
@@ -695,7 +683,7 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
         wm = dg_swar_word(x);
 
         if (wm & 0x80) {
-            i = dg_word(&s, text, i, n, x, wm);
+            i = dg_word(s, text, i, n, x, wm);
             continue;
         }
 
@@ -704,9 +692,32 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
         g = (g < n - i) ? i + g : n;
 
         do {
-            dg_gap_byte(&s, text, i, n);
+            dg_gap_byte(s, text, i, n);
         } while (++i < g);
     }
+}
+
+
+void
+dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
+    const dg_cot_t *cot)
+{
+    size_t                i, n;
+    uint32_t              hist[256];
+    dg_scan_t             s;
+    const unsigned char  *text;
+
+    memset(f, 0, sizeof(dg_features_t));
+    memset(hist, 0, sizeof(hist));
+
+    text = (const unsigned char *) p->user.data;
+    n = p->user.len;
+
+    for (i = 0; i < n; i++) {
+        hist[text[i]]++;
+    }
+
+    dg_scan_text(&s, text, n);
 
     if (s.words == 1) {
         dg_simhash_add(&s, dg_mix64(s.prev));
@@ -720,6 +731,20 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
     f->topic = dg_topic_end(&s.topic);
 
     dg_tmpl_end(&s, f);
+
+    /*
+     * A conversation is about what it opened with: "why?" or "make it
+     * shorter" carry no topic of their own.  Taking every turn's topic
+     * from the first user turn keeps a person holding a few
+     * conversations on a few topics, however many follow-ups they send.
+     */
+    if (p->turns > 1 && p->first_user.len > 0
+        && p->first_user.data != p->user.data)
+    {
+        dg_scan_text(&s, (const unsigned char *) p->first_user.data,
+                     p->first_user.len);
+        f->topic = dg_topic_end(&s.topic);
+    }
 
     f->turns = p->turns;
     f->format = p->format;

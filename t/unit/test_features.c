@@ -376,6 +376,42 @@ test_topic(void **state)
 }
 
 
+/* a follow-up takes its conversation's topic, its own template */
+
+static void
+test_topic_conversation(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  first, follow, alone;
+
+    (void) state;
+
+    features_of(&first, "What is a good recipe for banana bread? I have "
+                "three ripe bananas, flour and butter.", NULL);
+    features_of(&alone, "why?", NULL);
+
+    memset(&p, 0, sizeof(p));
+    p.format = DG_FORMAT_OPENAI_CHAT;
+    p.first_user.data = "What is a good recipe for banana bread? I have "
+                        "three ripe bananas, flour and butter.";
+    p.first_user.len = strlen(p.first_user.data);
+    p.user.data = "why?";
+    p.user.len = 4;
+    p.turns = 3;
+
+    dg_features_compute(&follow, &p, NULL);
+
+    assert_int_not_equal(alone.topic, first.topic);
+    assert_int_equal(follow.topic, first.topic);
+
+    /* everything else is the last turn's */
+    assert_int_equal(follow.bytes, 4);
+    assert_int_equal(follow.simhash, alone.simhash);
+    assert_int_equal(follow.template_head, alone.template_head);
+    assert_int_equal(follow.turns, 3);
+}
+
+
 static void
 test_cot_builtin(void **state)
 {
@@ -555,6 +591,7 @@ main(void)
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_simhash),
         cmocka_unit_test(test_simhash_long),
+        cmocka_unit_test(test_topic_conversation),
         cmocka_unit_test(test_template_prefix),
         cmocka_unit_test(test_template_suffix),
         cmocka_unit_test(test_template_short),
