@@ -19,7 +19,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use DG::Harness;
-use File::Temp qw(tempfile);
 use Getopt::Long;
 
 my %opt = (requests => 1000, keys => 200, calls => 5000);
@@ -36,24 +35,6 @@ my $fsha = $redis->cli('SCRIPT', 'LOAD',
                        DG::Harness::slurp("$ROOT/src/dg_fanout.lua"));
 die "SCRIPT LOAD failed: $wsha $fsha\n"
     unless "$wsha$fsha" =~ /^[0-9a-f]{80}\z/;
-
-# many commands through one redis-cli; its output lines
-sub pipe_cli {
-    my (@lines) = @_;
-    my ($tmp, $file) = tempfile(UNLINK => 1);
-    print $tmp map { "$_\n" } @lines;
-    close $tmp;
-    my @cmd = $redis->cli_cmd;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', $file or die "$file: $!";
-        exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
-    }
-    my @out = <$out>;
-    close $out;
-    chomp @out;
-    return @out;
-}
 
 sub rand32 { 1 + int(rand 4294967295) }
 
@@ -95,19 +76,19 @@ srand(1);
 my @rows;
 
 # 1. one key after N requests; all its Redis keys
-pipe_cli(map { random_call('k0') } 1 .. $opt{requests});
+$redis->cli_pipe(map { random_call('k0') } 1 .. $opt{requests});
 my $one = usage('*{k0}*');
 push @rows, ["window state, 1 key, $opt{requests} random requests",
              "$one B (MEMORY USAGE)"];
 
 # the state has a fixed size: one request costs what 1,000 do
-pipe_cli(random_call('k1'));
+$redis->cli_pipe(random_call('k1'));
 push @rows, ['window state, 1 key, 1 request', usage('*{k1}*') . ' B'];
 
 # 2. used_memory per key, over many keys (dict entry, expire entry too)
 $redis->cli('FLUSHALL');
 my $before = info_field('memory', 'used_memory');
-pipe_cli(map { random_call("m$_") } 1 .. $opt{keys});
+$redis->cli_pipe(map { random_call("m$_") } 1 .. $opt{keys});
 my $after = info_field('memory', 'used_memory');
 push @rows, ["used_memory per key, $opt{keys} keys",
              sprintf('%.0f B', ($after - $before) / $opt{keys})];
@@ -115,8 +96,8 @@ push @rows, ["used_memory per key, $opt{keys} keys",
 # 3. fan-out HyperLogLogs, per fingerprint and bucket
 for my $n (1, 10, 100, 1000, 10000) {
     my $tag = "h:$n";
-    pipe_cli(map { "EVALSHA $fsha 2 dg:{$tag}:1 dg:{$tag}:2 key$_ $W" }
-             1 .. $n);
+    $redis->cli_pipe(map {
+        "EVALSHA $fsha 2 dg:{$tag}:1 dg:{$tag}:2 key$_ $W" } 1 .. $n);
     my $cur = $redis->cli('MEMORY', 'USAGE', "dg:{$tag}:1");
     push @rows, ["fan-out HLL, $n distinct keys", "$cur B per bucket, "
                  . usage("dg:{$tag}:*") . ' B live (2 buckets)'];
@@ -124,32 +105,34 @@ for my $n (1, 10, 100, 1000, 10000) {
 
 # 4. CPU: the window script on full rings, the fan-out script
 $redis->cli('FLUSHALL');
-pipe_cli(map { random_call('cpu') } 1 .. 200);
+$redis->cli_pipe(map { random_call('cpu') } 1 .. 200);
 $redis->cli('CONFIG', 'RESETSTAT');
-pipe_cli(map { random_call('cpu') } 1 .. $opt{calls});
+$redis->cli_pipe(map { random_call('cpu') } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, full ring, random values',
              usec_per_call('evalsha') . ' us/call'];
 
-pipe_cli(map { campaign_call('camp', $_) } 1 .. 200);
+$redis->cli_pipe(map { campaign_call('camp', $_) } 1 .. 200);
 $redis->cli('CONFIG', 'RESETSTAT');
-pipe_cli(map { campaign_call('camp', $_) } 1 .. $opt{calls});
+$redis->cli_pipe(map { campaign_call('camp', $_) } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, full ring, one template, 3 topics',
              usec_per_call('evalsha') . ' us/call'];
 
 $redis->cli('CONFIG', 'RESETSTAT');
-pipe_cli(map { random_call("few$_") } 1 .. $opt{calls});
+$redis->cli_pipe(map { random_call("few$_") } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, new key each call',
              usec_per_call('evalsha') . ' us/call'];
 
 $redis->cli('CONFIG', 'RESETSTAT');
-pipe_cli(map { "EVALSHA $fsha 2 dg:{h:cpu}:1 dg:{h:cpu}:2 key" . ($_ % 50)
-               . " $W" } 1 .. $opt{calls});
+$redis->cli_pipe(map {
+    "EVALSHA $fsha 2 dg:{h:cpu}:1 dg:{h:cpu}:2 key" . ($_ % 50) . " $W"
+} 1 .. $opt{calls});
 push @rows, ['fan-out EVALSHA, 50 keys on a template',
              usec_per_call('evalsha') . ' us/call'];
 
 $redis->cli('CONFIG', 'RESETSTAT');
-pipe_cli(map { "EVALSHA $fsha 2 dg:{h:10000}:1 dg:{h:10000}:2 new$_ $W" }
-         1 .. $opt{calls});
+$redis->cli_pipe(map {
+    "EVALSHA $fsha 2 dg:{h:10000}:1 dg:{h:10000}:2 new$_ $W"
+} 1 .. $opt{calls});
 push @rows, ['fan-out EVALSHA, dense HLL, a new key each call',
              usec_per_call('evalsha') . ' us/call'];
 

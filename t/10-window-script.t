@@ -11,7 +11,6 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use File::Temp qw(tempfile);
 use List::Util qw(sum);
 use Time::HiRes qw(sleep time);
 
@@ -30,25 +29,6 @@ my $FSHA = $redis->cli('SCRIPT', 'LOAD', lua('dg_fanout.lua'));
 like($WSHA, qr/^[0-9a-f]{40}\z/, 'window script loads') or diag($WSHA);
 like($FSHA, qr/^[0-9a-f]{40}\z/, 'fan-out script loads') or diag($FSHA);
 
-# Runs many commands through one redis-cli (one per line, arguments
-# without blanks); returns its output lines.
-sub pipe_cli {
-    my (@lines) = @_;
-    my ($tmp, $file) = tempfile(UNLINK => 1);
-    print $tmp map { "$_\n" } @lines;
-    close $tmp;
-    my @cmd = $redis->cli_cmd;
-    my $pid = open(my $out, '-|') // die "fork: $!";
-    if (!$pid) {
-        open STDIN, '<', $file or die "$file: $!";
-        exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
-    }
-    my @out = <$out>;
-    close $out;
-    chomp @out;
-    return @out;
-}
-
 # window calls: each [key_id, window_ms, topic, head, tail, flags, bytes,
 # now_ms or undef]; returns one hashref of the profile per call
 sub window {
@@ -57,7 +37,7 @@ sub window {
         pop @a unless defined $a[-1];
         join ' ', 'EVALSHA', $WSHA, 1, "dg:{$id}:w", @a;
     } @_;
-    my @out = pipe_cli(@lines);
+    my @out = $redis->cli_pipe(@lines);
     my @res;
     while (@out) {
         my @v = splice @out, 0, scalar @FIELDS;
@@ -73,7 +53,7 @@ sub last_profile { (window(@_))[-1] }
 
 sub fanout {
     my ($tag, $bucket, $window, @ids) = @_;
-    return pipe_cli(map {
+    return $redis->cli_pipe(map {
         "EVALSHA $FSHA 2 dg:{$tag}:$bucket dg:{$tag}:" . ($bucket + 1)
             . " $_ $window"
     } @ids);

@@ -11,10 +11,8 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use Digest::SHA qw(hmac_sha256_hex);
-use IO::Select;
-use IO::Socket::INET;
-use JSON::PP;
+use DG::Util qw(chat post window_of requests_of diag_res redis_dump blast
+    http_conf guarded logs_clean);
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -23,160 +21,28 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 DG::Harness::watchdog(100);
 
 my $SECRET = 't30-secret-Wq8e';
-my $J = JSON::PP->new->utf8->canonical;
 
-sub key_id { substr(hmac_sha256_hex($_[0], $SECRET), 0, 16) }
+sub key_id { DG::Util::key_id($_[0], $SECRET) }
 
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
+my @TOPICS = @DG::Util::TOPICS;      # 20
 
-my @TOPICS = qw(photosynthesis volcanoes tariffs sonnets enzymes glaciers
-    inflation recursion magnetism baroque mitochondria tectonics calculus
-    feudalism entropy vaccines monsoons cryptography opera fermentation);
-
-# One fixed template, a varying middle: head "Answer step by step:" and
-# the tail sentence are the same every time.
-sub templated {
-    my ($n) = @_;
-    return chat("Answer step by step: question $n about "
-        . $TOPICS[$n % @TOPICS]
-        . ". Then give a short summary of the key points.");
-}
-
-# POST with the key as a Bearer token; adds {vars} (what the upstream
-# saw of the module variables) and {elapsed}.
-sub post {
-    my ($ngx, $path, $key, $body, %h) = @_;
-    my $t0 = time;
-    my $res = $ngx->request(POST => $path, { headers => {
-        (defined $key ? (Authorization => "Bearer $key") : ()),
-        'Content-Type' => 'application/json', %h },
-        content => $body // chat('What is the capital of Portugal?') });
-    $res->{elapsed} = time - $t0;
-    $res->{vars} = DG::Harness::vars($res) || {};
-    return $res;
-}
-
-sub window_of {
-    my ($res) = @_;
-    my $f = $res->{vars}{features};
-    return ref $f eq 'HASH' && ref $f->{window} eq 'HASH' ? $f->{window}
-        : undef;
-}
-
-sub requests_of { my $w = window_of($_[0]); $w ? $w->{requests} : undef }
-
-sub diag_res {
-    my ($res) = @_;
-    diag("status $res->{status}; features: "
-        . ($res->{vars}{features_raw} // 'undef') . '; signals: '
-        . ($res->{vars}{signals} // 'undef') . '; body: '
-        . substr($res->{content} // '', 0, 200));
-}
-
-# $conns connections opened at once, $per pipelined keep-alive requests
-# on each (the last one closes); $make->($conn, $i) returns [key, body].
-# Returns every parsed response.
-sub blast {
-    my ($port, $path, $conns, $per, $make) = @_;
-    my @c;
-    for my $ci (0 .. $conns - 1) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $port, Proto => 'tcp', Timeout => 5)
-            or die "connect $port: $@";
-        binmode $s;
-        my $data = '';
-        for my $i (0 .. $per - 1) {
-            my ($key, $body) = @{ $make->($ci, $i) };
-            $data .= "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-                . "Authorization: Bearer $key\r\n"
-                . "Content-Type: application/json\r\n"
-                . 'Content-Length: ' . length($body) . "\r\n"
-                . ($i == $per - 1 ? "Connection: close\r\n" : '')
-                . "\r\n$body";
-        }
-        push @c, { s => $s, out => $data, in => '' };
-    }
-    for my $c (@c) {
-        my $off = 0;
-        while ($off < length $c->{out}) {
-            my $n = syswrite($c->{s}, $c->{out}, length($c->{out}) - $off,
-                $off);
-            die "write: $!" unless defined $n;
-            $off += $n;
-        }
-    }
-    my $sel = IO::Select->new(map { $_->{s} } @c);
-    my %by = map { fileno($_->{s}) => $_ } @c;
-    my $deadline = time + 30;
-    while ($sel->count && time < $deadline) {
-        for my $s ($sel->can_read(1)) {
-            my $c = $by{ fileno $s };
-            my $n = sysread($s, $c->{in}, 65536, length $c->{in});
-            unless ($n) {
-                $sel->remove($s);
-                close $s;
-            }
-        }
-    }
-    return map { DG::Harness::parse_responses($_->{in}) } @c;
-}
-
-# Every key under $prefix: { name => {type, pttl, value} }, the value
-# dumped with the command of its type.
-sub redis_dump {
-    my ($redis, $prefix) = @_;
-    my %d;
-    for my $k (grep { length } split /\n/,
-        $redis->cli('--scan', '--pattern', "$prefix:*"))
-    {
-        my $type = $redis->cli('TYPE', $k);
-        my @cmd = $type eq 'string' ? ('GET', $k)
-            : $type eq 'hash'   ? ('HGETALL', $k)
-            : $type eq 'zset'   ? ('ZRANGE', $k, 0, -1, 'WITHSCORES')
-            : $type eq 'stream' ? ('XRANGE', $k, '-', '+')
-            : $type eq 'list'   ? ('LRANGE', $k, 0, -1)
-            : $type eq 'set'    ? ('SMEMBERS', $k)
-            : ();
-        $d{$k} = { type => $type, pttl => $redis->cli('PTTL', $k),
-            value => @cmd ? $redis->cli(@cmd) : '' };
-    }
-    return \%d;
-}
+sub templated { DG::Util::templated($_[0], @TOPICS) }
 
 my $redis = DG::Harness::Redis->start;
 my $up = DG::Harness::Upstream->start;
 
 my $http = sub {
     my ($prefix, $window) = @_;
-    return <<"EOF";
-distill_guard_secret "$SECRET";
-distill_guard_redis %%REDIS%% timeout=2s;
-distill_guard_redis_prefix $prefix;
-distill_guard_window $window;
-server {
-    listen 127.0.0.1:%%PORT%% reuseport;
-    location /v1/ {
-        distill_guard on;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    # min_requests 1 and a template weight over 1: one templated request
-    # alone reaches the throttle threshold
-    location /hot/ {
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 10;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-}
-EOF
+    return http_conf(secret => $SECRET,
+        redis => '%%REDIS%% timeout=2s', prefix => $prefix,
+        window => $window, reuseport => 1, locations => [
+            '/v1/' => guarded(),
+            # min_requests 1 and a template weight over 1: one templated
+            # request alone reaches the throttle threshold
+            '/hot/' => guarded(with => [
+                'distill_guard_min_requests 1;',
+                'distill_guard_weight template 10;']),
+        ]);
 };
 
 # two workers, a long window: counts do not slide during the test
@@ -258,8 +124,9 @@ subtest 'template_keys counts the keys sharing a template' => sub {
 subtest 'exact counts across 2 workers, many connections' => sub {
     my $key = 'sk-t30-workers-0002';
     my ($conns, $per) = (16, 5);
-    my @res = blast($ngx->port, '/v1/chat/completions', $conns, $per,
-        sub { [$key, chat("question $_[0] $_[1] about $TOPICS[$_[1]]")] });
+    my @res = blast($ngx->port, $conns, $per,
+        sub { ['/v1/chat/completions', $key,
+            chat("question $_[0] $_[1] about $TOPICS[$_[1]]")] });
     is(scalar @res, $conns * $per, 'every request answered');
     my @bad = grep { $_->{status} != 200 } @res;
     is(scalar @bad, 0, 'all 200') or diag("statuses: "
@@ -433,13 +300,7 @@ subtest 'an idle key leaves nothing behind (2 s window)' => sub {
     }
 };
 
-for my $n ([a => $ngx], [b => $ngx2], [short => $short]) {
-    my @crash = $n->[1]->crash_lines;
-    is_deeply(\@crash, [], "node $n->[0]: no crash or alert")
-        or diag(join "\n", @crash);
-    my @err = grep { /\[error\]/ } split /\n/, $n->[1]->error_log;
-    is_deeply(\@err, [], "node $n->[0]: no [error] line")
-        or diag(join "\n", @err[0 .. ($#err > 9 ? 9 : $#err)]);
-}
+logs_clean($_->[1], "node $_->[0]", errors => 1)
+    for [a => $ngx], [b => $ngx2], [short => $short];
 
 done_testing();

@@ -12,9 +12,9 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use Digest::SHA qw(hmac_sha256_hex);
+use DG::Util qw(chat templated post window_of requests_of signals_of
+    diag_res stats http_conf guarded logs_clean);
 use IO::Socket::INET;
-use JSON::PP;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
@@ -24,60 +24,10 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 DG::Harness::watchdog(110);
 
 my $SECRET = 't31-secret-Zp2r';
-my $J = JSON::PP->new->utf8->canonical;
-
-sub key_id { substr(hmac_sha256_hex($_[0], $SECRET), 0, 16) }
-
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
-
-sub templated {
-    my ($n) = @_;
-    return chat("Answer step by step: question $n about topic $n. "
-        . 'Then give a short summary of the key points.');
-}
-
-sub post {
-    my ($ngx, $path, $key, $body, %h) = @_;
-    my $t0 = time;
-    my $res = $ngx->request(POST => $path, { headers => {
-        (defined $key ? (Authorization => "Bearer $key") : ()),
-        'Content-Type' => 'application/json', %h },
-        content => $body // chat('What is the capital of Portugal?') });
-    $res->{elapsed} = time - $t0;
-    $res->{vars} = DG::Harness::vars($res) || {};
-    return $res;
-}
-
-sub window_of {
-    my ($res) = @_;
-    my $f = $res->{vars}{features};
-    return ref $f eq 'HASH' && ref $f->{window} eq 'HASH' ? $f->{window}
-        : undef;
-}
-
-sub requests_of { my $w = window_of($_[0]); $w ? $w->{requests} : undef }
-
-sub signals_of {
-    my ($res) = @_;
-    return $res->{vars}{signals} // $res->{headers}{'x-distill-guard-signals'}
-        // '';
-}
 
 sub unavailable {
     my ($res) = @_;
     return signals_of($res) =~ /(?:^|,)redis_unavailable(?:,|$)/ ? 1 : 0;
-}
-
-sub diag_res {
-    my ($res) = @_;
-    diag("status $res->{status} in " . sprintf('%.3f', $res->{elapsed} // 0)
-        . ' s; action ' . ($res->{vars}{action} // 'undef') . '; signals '
-        . signals_of($res) . '; header signals '
-        . ($res->{headers}{'x-distill-guard-signals'} // 'undef')
-        . '; features ' . ($res->{vars}{features_raw} // 'undef'));
 }
 
 # Polls until a request of $key is counted by Redis again; returns that
@@ -93,8 +43,6 @@ sub wait_counted {
     }
     return undef;
 }
-
-sub stats { $_[0]->get_json('/dg-stats') || {} }
 
 sub active_connections {
     my ($ngx) = @_;
@@ -117,35 +65,13 @@ sub active_wait {
 
 my $conf = sub {
     my ($redis_addr, $opts) = @_;
-    return <<"EOF";
-distill_guard_secret "$SECRET";
-distill_guard_redis $redis_addr $opts;
-distill_guard_redis_prefix t31;
-distill_guard_window 60s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /open/ {
-        distill_guard on;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location /closed/ {
-        distill_guard on;
-        distill_guard_fail closed;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location /plain/ {
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-    location = /basic-status {
-        stub_status;
-    }
-}
-EOF
+    return http_conf(secret => $SECRET, redis => "$redis_addr $opts",
+        prefix => 't31', window => '60s', locations => [
+            '/open/'   => guarded(),
+            '/closed/' => guarded(with => ['distill_guard_fail closed;']),
+            '/plain/'  => ['proxy_pass http://%%UPSTREAM%%;'],
+            '= /basic-status' => ['stub_status;'],
+        ]);
 };
 
 my $up = DG::Harness::Upstream->start;
@@ -389,10 +315,6 @@ subtest 'Redis down when nginx starts, then started on that port' => sub {
     $r2->stop;
 };
 
-for my $n ([fast => $fast], [slow => $slow]) {
-    my @crash = $n->[1]->crash_lines;
-    is_deeply(\@crash, [], "$n->[0]: no crash or alert")
-        or diag(join "\n", @crash);
-}
+logs_clean($_->[1], $_->[0]) for [fast => $fast], [slow => $slow];
 
 done_testing();

@@ -10,9 +10,8 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use Digest::SHA qw(hmac_sha256_hex);
+use DG::Util qw(key_id window_of diag_res http_conf guarded);
 use File::Temp qw(tempdir);
-use JSON::PP;
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -21,64 +20,31 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 DG::Harness::watchdog(60);
 
 my $SECRET = 't32-secret-Lm4k';
-my $J = JSON::PP->new->utf8->canonical;
 
 my $PLAIN_PW = 'pw-T32-plain-S3cret';
 my $ACL_USER = 'dgacl';
 my $ACL_PW   = 'pw-T32-acl-S3cret';
 my $WRONG_PW = 'WRONG-T32-pw-Qx7';
 
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
-
-sub post {
-    my ($ngx, $key) = @_;
-    my $t0 = time;
-    my $res = $ngx->request(POST => '/v1/x', { headers => {
-        Authorization => "Bearer $key", 'Content-Type' => 'application/json' },
-        content => chat('What is the capital of Portugal?') });
-    $res->{elapsed} = time - $t0;
-    $res->{vars} = DG::Harness::vars($res) || {};
-    return $res;
-}
-
-sub window_of {
-    my ($res) = @_;
-    my $f = $res->{vars}{features};
-    return ref $f eq 'HASH' && ref $f->{window} eq 'HASH' ? $f->{window}
-        : undef;
-}
+sub post { DG::Util::post($_[0], '/v1/x', $_[1]) }
 
 sub unavailable { ($_[0]{vars}{signals} // '') =~ /redis_unavailable/ }
 
-sub diag_res {
-    my ($res) = @_;
-    diag("status $res->{status}; signals " . ($res->{vars}{signals} // 'undef')
-        . '; features ' . ($res->{vars}{features_raw} // 'undef'));
-}
+my @all;    # every nginx started, for the log checks at the end
 
+# nginx on $addr with "distill_guard_redis $addr timeout=500ms $opts";
+# prefix t32 unless $prefix is given ('': none); no window.
 sub nginx_for {
     my ($up, $redis, $addr, $opts, $prefix) = @_;
-    $prefix //= 'distill_guard_redis_prefix t32;';
-    return DG::Harness::Nginx->start(upstream => $up,
-        ($redis ? (redis => $redis) : ()), http => <<"EOF");
-distill_guard_secret "$SECRET";
-distill_guard_redis $addr timeout=500ms $opts;
-$prefix
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /v1/ {
-        distill_guard on;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-}
-EOF
+    $prefix //= 't32';
+    my $ngx = DG::Harness::Nginx->start(upstream => $up,
+        ($redis ? (redis => $redis) : ()),
+        http => http_conf(secret => $SECRET,
+            redis => "$addr timeout=500ms $opts",
+            prefix => length $prefix ? $prefix : undef,
+            locations => ['/v1/' => guarded()]));
+    push @all, $ngx;
+    return $ngx;
 }
 
 # The first request may race the connection: poll a moment.
@@ -97,11 +63,8 @@ my $up = DG::Harness::Upstream->start;
 my $plain = DG::Harness::Redis->start(password => $PLAIN_PW);
 my $acl = DG::Harness::Redis->start(user => $ACL_USER, password => $ACL_PW);
 
-my @all;    # every nginx started, for the log checks at the end
-
 subtest 'plain AUTH (requirepass)' => sub {
     my $ngx = nginx_for($up, $plain, '%%REDIS%%', "password=$PLAIN_PW");
-    push @all, $ngx;
     my $res = counted($ngx, 'sk-t32-plain-0001');
     ok(window_of($res), 'counted') or diag_res($res);
     is(window_of($res)->{requests}, 1, 'requests 1') if window_of($res);
@@ -116,7 +79,6 @@ subtest 'plain AUTH (requirepass)' => sub {
 subtest 'ACL user and password' => sub {
     my $ngx = nginx_for($up, $acl, '%%REDIS%%',
         "user=$ACL_USER password=$ACL_PW");
-    push @all, $ngx;
     my $res = counted($ngx, 'sk-t32-acl-0002');
     ok(window_of($res), 'counted') or diag_res($res);
     my @keys = grep { /^t32:/ } split /\n/, $acl->cli('--scan');
@@ -127,10 +89,9 @@ subtest 'ACL user and password' => sub {
 subtest 'db=3' => sub {
     my $ngx = nginx_for($up, $plain, '%%REDIS%%',
         "password=$PLAIN_PW db=3");
-    push @all, $ngx;
     my $res = counted($ngx, 'sk-t32-db-0003');
     ok(window_of($res), 'counted') or diag_res($res);
-    my $id = substr(hmac_sha256_hex('sk-t32-db-0003', $SECRET), 0, 16);
+    my $id = key_id('sk-t32-db-0003', $SECRET);
     my $db3 = $plain->cli('-n', 3, '--scan', '--pattern', 't32:*');
     like($db3, qr/^t32:\{$id\}:w$/m, 'the window key is in db 3')
         or diag($db3);
@@ -147,10 +108,9 @@ subtest 'unix socket; default prefix and window' => sub {
     ok(-S $sock, 'redis listens on a unix socket') or return;
     # no distill_guard_redis_prefix, no distill_guard_window
     my $ngx = nginx_for($up, undef, "unix:$sock", '', '');
-    push @all, $ngx;
     my $res = counted($ngx, 'sk-t32-unix-0004');
     ok(window_of($res), 'counted over the unix socket') or diag_res($res);
-    my $id = substr(hmac_sha256_hex('sk-t32-unix-0004', $SECRET), 0, 16);
+    my $id = key_id('sk-t32-unix-0004', $SECRET);
     my @keys = split /\n/, $r->cli('--scan');
     ok((grep { $_ eq "dg:{$id}:w" } @keys), "default prefix: dg:{$id}:w")
         or diag(join "\n", @keys);
@@ -169,7 +129,6 @@ sub wrong_login {
     subtest $name => sub {
         my $ngx = nginx_for($up, $redis, '%%REDIS%%', $opts);
         my $t0 = time;
-        push @all, $ngx;
         my $res;
         for my $i (1 .. 3) {
             $res = post($ngx, 'sk-t32-wrong-0005');
@@ -225,7 +184,6 @@ wrong_login('unknown ACL user', $acl,
 
 subtest 'no password for a Redis that needs one' => sub {
     my $ngx = nginx_for($up, $plain, '%%REDIS%%', '');
-    push @all, $ngx;
     my $res = post($ngx, 'sk-t32-noauth-0006');
     is($res->{status}, 200, '200 (fail open)');
     ok(unavailable($res), 'redis_unavailable') or diag_res($res);

@@ -16,8 +16,8 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use Digest::SHA qw(hmac_sha256_hex);
-use JSON::PP;
+use DG::Util qw(chat post hdr diag_res stats xrange http_conf guarded
+    logs_clean);
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -26,55 +26,18 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 DG::Harness::watchdog(100);
 
 my $SECRET = 't40-secret-Hv5n';
-my $J = JSON::PP->new->utf8->canonical;
 
-sub key_id { substr(hmac_sha256_hex($_[0], $SECRET), 0, 16) }
+sub key_id { DG::Util::key_id($_[0], $SECRET) }
 
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
+my @TOPICS = @DG::Util::TOPICS[0 .. 11];
 
-my @TOPICS = qw(photosynthesis volcanoes tariffs sonnets enzymes glaciers
-    inflation recursion magnetism baroque mitochondria tectonics);
+sub templated { DG::Util::templated($_[0], @TOPICS) }
 
-sub templated {
-    my ($n) = @_;
-    return chat("Answer step by step: question $n about "
-        . $TOPICS[$n % @TOPICS]
-        . '. Then give a short summary of the key points.');
-}
-
-# short, one segment: no template fingerprint
-my @SHORT = ('What is the capital of Portugal?', 'hello there',
+# short, one segment: no template fingerprint; short(0) is post()'s
+# default body
+my @SHORT = ($DG::Util::DEFAULT_PROMPT, 'hello there',
     'thanks a lot', 'how are you', 'tell me a joke', 'good morning');
 sub short { chat($SHORT[$_[0] % @SHORT]) }
-
-sub post {
-    my ($ngx, $path, $key, $body, %h) = @_;
-    my $t0 = time;
-    my $res = $ngx->request(POST => $path, { headers => {
-        (defined $key ? (Authorization => "Bearer $key") : ()),
-        'Content-Type' => 'application/json', %h },
-        content => $body // short(0) });
-    $res->{elapsed} = time - $t0;
-    $res->{vars} = DG::Harness::vars($res) || {};
-    return $res;
-}
-
-sub hdr { $_[0]{headers}{ lc $_[1] } }
-
-sub diag_res {
-    my ($res) = @_;
-    diag("status $res->{status}; action "
-        . ($res->{vars}{action} // hdr($res, 'x-distill-guard-action')
-            // 'undef')
-        . '; score ' . ($res->{vars}{score} // hdr($res, 'x-distill-guard-score')
-            // 'undef')
-        . '; signals ' . ($res->{vars}{signals}
-            // hdr($res, 'x-distill-guard-signals') // 'undef')
-        . '; features ' . ($res->{vars}{features_raw} // 'undef'));
-}
 
 # Sends templated prompts from $key to $path until the first refusal
 # (at most $max); returns (the refused response or undef, all responses).
@@ -89,35 +52,8 @@ sub until_refused {
     return (undef, @all);
 }
 
-sub stats { $_[0]->get_json('/dg-stats') || {} }
-
-# XRANGE <stream> - + as a list of field hashes.
-sub events {
-    my ($redis, $stream) = @_;
-    my @lines = split /\n/, $redis->cli('XRANGE', $stream, '-', '+');
-    my (@ev, $cur);
-    for my $l (@lines) {
-        if ($l =~ /^\d+-\d+$/) {
-            push @ev, $cur = { id => $l };
-            $cur->{_k} = undef;
-            next;
-        }
-        next unless $cur;
-        if (!defined $cur->{_k}) { $cur->{_k} = $l }
-        else { $cur->{ $cur->{_k} } = $l; $cur->{_k} = undef }
-    }
-    delete $_->{_k} for @ev;
-    return @ev;
-}
-
-my $HOT = <<'EOF';
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 10;
-        distill_guard_weight coverage 0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-EOF
+# a hot location, with @before ahead of its directives
+sub hot { guarded(before => [@_], with => \@DG::Util::HOT) }
 
 my $ALLOWED = 'sk-t40-allowed-0009';
 my $ALLOWED_ID = key_id($ALLOWED);
@@ -125,65 +61,24 @@ my $ALLOWED_ID = key_id($ALLOWED);
 my $redis = DG::Harness::Redis->start;
 my $up = DG::Harness::Upstream->start;
 my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
-    http => <<"EOF");
-distill_guard_secret "$SECRET";
-distill_guard_redis %%REDIS%% timeout=1s;
-distill_guard_redis_prefix t40;
-distill_guard_window 30s;
+    http => http_conf(secret => $SECRET, redis => '%%REDIS%% timeout=1s',
+        prefix => 't40', window => '30s', head => <<"EOF",
 map \$distill_guard_key_id \$dg_allow {
     default 0;
     $ALLOWED_ID 1;
 }
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /hot/ {
-$HOT
-    }
-    location /shadow/ {
-        distill_guard_mode shadow;
-$HOT
-    }
-    location /quiet/ {
-        distill_guard_headers off;
-$HOT
-    }
-    location /s403/ {
-        distill_guard_reject_status 403;
-$HOT
-    }
-    location /bypass-hdr/ {
-        distill_guard_bypass \$http_x_internal;
-$HOT
-    }
-    location /bypass-key/ {
-        distill_guard_bypass \$dg_allow;
-$HOT
-    }
-    # template alone, weight 0.6: tagged, never throttled
-    location /tag/ {
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 0.6;
-        distill_guard_weight coverage 0;
-        distill_guard_weight fanout 0;
-        distill_guard_weight cot 0;
-        distill_guard_weight single_turn 0;
-        distill_guard_weight regular 0;
-        distill_guard_weight volume 0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location /rate/ {
-        distill_guard on;
-        distill_guard_rate 2r/s burst=1;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-}
 EOF
+    locations => [
+        '/hot/'        => hot(),
+        '/shadow/'     => hot('distill_guard_mode shadow;'),
+        '/quiet/'      => hot('distill_guard_headers off;'),
+        '/s403/'       => hot('distill_guard_reject_status 403;'),
+        '/bypass-hdr/' => hot('distill_guard_bypass $http_x_internal;'),
+        '/bypass-key/' => hot('distill_guard_bypass $dg_allow;'),
+        # template alone, weight 0.6: tagged, never throttled
+        '/tag/'  => guarded(with => \@DG::Util::TAG),
+        '/rate/' => guarded(with => ['distill_guard_rate 2r/s burst=1;']),
+    ]));
 
 my $K1 = 'sk-t40-campaign-0001';
 my $K1_ID = key_id($K1);
@@ -239,7 +134,7 @@ subtest 'a templated campaign key is throttled' => sub {
     like($z, qr/^[\d.]+$/, "t40:flagged has the key id (score $z)");
     cmp_ok($z || 0, '>=', 0.8, 'with its score');
     my @ev = grep { ($_->{key_id} // '') eq $K1_ID }
-        events($redis, 't40:events');
+        xrange($redis, 't40:events');
     my ($ev) = grep { ($_->{to} // '') eq 'throttle' } @ev;
     ok($ev, 't40:events has an entry to throttle for the key')
         or diag(explain \@ev);
@@ -297,7 +192,7 @@ subtest 'tag: score between the thresholds' => sub {
     is($z + 0, 0.6, 't40:flagged has it at 0.6') if length $z;
     ok(length $z, 'tagged keys are flagged too');
     my ($ev) = grep { ($_->{key_id} // '') eq key_id($key) }
-        events($redis, 't40:events');
+        xrange($redis, 't40:events');
     ok($ev, 'an event for it') or return;
     is($ev->{from}, 'pass', 'from pass');
     is($ev->{to}, 'tag', 'to tag');
@@ -415,20 +310,11 @@ subtest 'distill_guard_bypass with a map on $distill_guard_key_id' => sub {
 
 # The penalty: window 2 s, penalty 4 s, one request a minute.
 my $pen = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
-    http => <<"EOF");
-distill_guard_secret "$SECRET";
-distill_guard_redis %%REDIS%% timeout=1s;
-distill_guard_redis_prefix t40p;
-distill_guard_window 2s;
-server {
-    listen 127.0.0.1:%%PORT%%;
-    location /hot/ {
-        distill_guard_penalty 4s;
-        distill_guard_throttle_rate 1r/m;
-$HOT
-    }
-}
-EOF
+    http => http_conf(secret => $SECRET, redis => '%%REDIS%% timeout=1s',
+        prefix => 't40p', window => '2s', stats => 0, locations => [
+            '/hot/' => hot('distill_guard_penalty 4s;',
+                'distill_guard_throttle_rate 1r/m;'),
+        ]));
 
 subtest 'distill_guard_penalty outlasts the window, then ends' => sub {
     my $key = 'sk-t40-penalty-0011';
@@ -452,13 +338,7 @@ subtest 'distill_guard_penalty outlasts the window, then ends' => sub {
         or diag_res($res);
 };
 
-for my $n ([main => $ngx], [penalty => $pen]) {
-    my @crash = $n->[1]->crash_lines;
-    is_deeply(\@crash, [], "$n->[0]: no crash or alert")
-        or diag(join "\n", @crash);
-    my @err = grep { /\[error\]/ } split /\n/, $n->[1]->error_log;
-    is_deeply(\@err, [], "$n->[0]: no [error] line")
-        or diag(join "\n", @err[0 .. ($#err > 9 ? 9 : $#err)]);
-}
+logs_clean($_->[1], $_->[0], errors => 1)
+    for [main => $ngx], [penalty => $pen];
 
 done_testing();

@@ -9,9 +9,7 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use IO::Select;
-use IO::Socket::INET;
-use JSON::PP;
+use DG::Util qw(chat templated blast http_conf guarded logs_clean);
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -19,114 +17,33 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 
 DG::Harness::watchdog(60);
 
-my $J = JSON::PP->new->utf8->canonical;
-
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
-
-sub templated {
-    my ($n) = @_;
-    return chat("Answer step by step: question $n about topic $n. "
-        . 'Then give a short summary of the key points.');
-}
-
-# $conns connections at once, $per pipelined requests each (the last one
-# closes); $make->($conn, $i) returns the raw request without the
-# Connection header's line end; returns every parsed response.
-sub blast {
-    my ($port, $conns, $per, $make) = @_;
-    my @c;
-    for my $ci (0 .. $conns - 1) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $port, Proto => 'tcp', Timeout => 5)
-            or die "connect $port: $@";
-        binmode $s;
-        my $data = '';
-        for my $i (0 .. $per - 1) {
-            my ($path, $key, $body) = @{ $make->($ci, $i) };
-            $data .= "POST $path HTTP/1.1\r\nHost: localhost\r\n"
-                . (defined $key ? "Authorization: Bearer $key\r\n" : '')
-                . "Content-Type: application/json\r\n"
-                . 'Content-Length: ' . length($body) . "\r\n"
-                . ($i == $per - 1 ? "Connection: close\r\n" : '')
-                . "\r\n$body";
-        }
-        push @c, { s => $s, out => $data, in => '' };
+# Polls /dg-stats until redis.workers_ready is $want, at most $tries
+# times; returns the last value seen.
+sub workers_ready {
+    my ($ngx, $want, $tries) = @_;
+    my $ready;
+    for (1 .. $tries) {
+        $ready = ($ngx->get_json('/dg-stats') || {})->{redis}{workers_ready};
+        last if ($ready // 0) == $want;
+        sleep 0.1;
     }
-    for my $c (@c) {
-        my $off = 0;
-        while ($off < length $c->{out}) {
-            my $n = syswrite($c->{s}, $c->{out}, length($c->{out}) - $off,
-                $off);
-            die "write: $!" unless defined $n;
-            $off += $n;
-        }
-    }
-    my $sel = IO::Select->new(map { $_->{s} } @c);
-    my %by = map { fileno($_->{s}) => $_ } @c;
-    my $deadline = time + 30;
-    while ($sel->count && time < $deadline) {
-        for my $s ($sel->can_read(1)) {
-            my $c = $by{ fileno $s };
-            my $n = sysread($s, $c->{in}, 65536, length $c->{in});
-            unless ($n) {
-                $sel->remove($s);
-                close $s;
-            }
-        }
-    }
-    return map { DG::Harness::parse_responses($_->{in}) } @c;
+    return $ready;
 }
 
 my $redis = DG::Harness::Redis->start;
 my $up = DG::Harness::Upstream->start;
 my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
     workers => 2, access_log_format => '$pid $status $request_uri',
-    http => <<'EOF');
-distill_guard_secret "t41-secret";
-distill_guard_redis %%REDIS%% timeout=2s;
-distill_guard_redis_prefix t41;
-distill_guard_window 60s;
-server {
-    listen 127.0.0.1:%%PORT%% reuseport;
-    location /v1/ {
-        distill_guard on;
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location /small/ {
-        distill_guard on;
-        distill_guard_body_max 1k;
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location /hot/ {
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 10;
-        distill_guard_weight coverage 0;
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location /tag/ {
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 0.6;
-        distill_guard_weight coverage 0;
-        distill_guard_weight fanout 0;
-        distill_guard_weight cot 0;
-        distill_guard_weight single_turn 0;
-        distill_guard_weight regular 0;
-        distill_guard_weight volume 0;
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location /off/ {
-        proxy_pass http://%%UPSTREAM%%;
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-}
-EOF
+    http => http_conf(secret => 't41-secret',
+        redis => '%%REDIS%% timeout=2s', prefix => 't41',
+        window => '60s', reuseport => 1, locations => [
+            '/v1/'    => guarded(vars => 0),
+            '/small/' => guarded(vars => 0,
+                with => ['distill_guard_body_max 1k;']),
+            '/hot/'   => guarded(vars => 0, with => \@DG::Util::HOT),
+            '/tag/'   => guarded(vars => 0, with => \@DG::Util::TAG),
+            '/off/'   => ['proxy_pass http://%%UPSTREAM%%;'],
+        ]));
 
 my @FIELDS = qw(requests passed tagged throttled refused skipped truncated);
 my @REDIS = qw(errors timeouts unavailable reconnects latency_p50_us
@@ -149,13 +66,7 @@ subtest 'fresh instance: the JSON document' => sub {
     ok(ref $st0->{redis} eq 'HASH', 'has redis {}') or return;
     ok(exists $st0->{redis}{$_}, "redis.$_") for @REDIS;
     # the workers connect at start
-    my $ready;
-    for (1 .. 20) {
-        $ready = ($ngx->get_json('/dg-stats') || {})->{redis}{workers_ready};
-        last if ($ready // 0) == 2;
-        sleep 0.1;
-    }
-    is($ready, 2, 'redis.workers_ready 2 (two workers)');
+    is(workers_ready($ngx, 2, 20), 2, 'redis.workers_ready 2 (two workers)');
     is($ngx->request(POST => '/dg-stats', { content => 'x' })->{status},
         405, 'POST: 405');
 };
@@ -261,13 +172,8 @@ subtest 'counters survive a reload' => sub {
     my $after = $ngx->get_json('/dg-stats') || {};
     is($after->{requests}, $before->{requests}, 'requests kept');
     is($after->{refused}, $before->{refused}, 'refused kept');
-    my $ready;
-    for (1 .. 30) {
-        $ready = ($ngx->get_json('/dg-stats') || {})->{redis}{workers_ready};
-        last if ($ready // 0) == 2;
-        sleep 0.1;
-    }
-    is($ready, 2, 'the new workers are ready (the old ones not counted)');
+    is(workers_ready($ngx, 2, 30), 2,
+        'the new workers are ready (the old ones not counted)');
     my $r = $ngx->request(POST => '/v1/x', { headers => {
         Authorization => 'Bearer sk-t41-after-reload' }, content => chat('hi') });
     is($r->{status}, 200, 'serves after the reload');
@@ -275,7 +181,6 @@ subtest 'counters survive a reload' => sub {
         'and counts on');
 };
 
-my @crash = $ngx->crash_lines;
-is_deeply(\@crash, [], 'no crash or alert') or diag(join "\n", @crash);
+logs_clean($ngx);
 
 done_testing();

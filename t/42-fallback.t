@@ -10,7 +10,8 @@ use Test::More;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
-use JSON::PP;
+use DG::Util qw(chat templated post hdr signals_of diag_res http_conf
+    guarded logs_clean);
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -18,91 +19,22 @@ plan skip_all => 'module not built: ' . DG::Harness::module_path()
 
 DG::Harness::watchdog(60);
 
-my $J = JSON::PP->new->utf8->canonical;
-
-sub chat {
-    $J->encode({ model => 'gpt-4o',
-        messages => [ { role => 'user', content => $_[0] } ] });
-}
-
-sub templated {
-    my ($n) = @_;
-    return chat("Answer step by step: question $n about topic $n. "
-        . 'Then give a short summary of the key points.');
-}
-
-sub post {
-    my ($ngx, $path, $key, $body) = @_;
-    my $t0 = time;
-    my $res = $ngx->request(POST => $path, { headers => {
-        Authorization => "Bearer $key", 'Content-Type' => 'application/json' },
-        content => $body // chat('What is the capital of Portugal?') });
-    $res->{elapsed} = time - $t0;
-    $res->{vars} = DG::Harness::vars($res) || {};
-    return $res;
-}
-
-sub hdr { $_[0]{headers}{ lc $_[1] } }
-
-sub signals {
-    my ($res) = @_;
-    return $res->{vars}{signals} // hdr($res, 'x-distill-guard-signals') // '';
-}
-
-sub diag_res {
-    my ($res) = @_;
-    diag("status $res->{status}; action "
-        . ($res->{vars}{action} // hdr($res, 'x-distill-guard-action')
-            // 'undef') . '; signals ' . signals($res)
-        . '; policy ' . (hdr($res, 'ratelimit-policy') // 'undef'));
-}
-
 my $redis = DG::Harness::Redis->start;
 my $up = DG::Harness::Upstream->start;
 my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
     workers => 2, access_log_format => '$pid $status $request_uri',
-    http => <<'EOF');
-distill_guard_secret "t42-secret";
-distill_guard_redis %%REDIS%% timeout=200ms connect_timeout=200ms;
-distill_guard_redis_prefix t42;
-distill_guard_window 30s;
-server {
-    listen 127.0.0.1:%%PORT%% reuseport;
-    location /hot/ {
-        distill_guard on;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 10;
-        distill_guard_weight coverage 0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location /hot-closed/ {
-        distill_guard on;
-        distill_guard_fail closed;
-        distill_guard_min_requests 1;
-        distill_guard_weight template 10;
-        distill_guard_weight coverage 0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location /rate/ {
-        distill_guard on;
-        distill_guard_rate 2r/s burst=0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    # requests wait timeout= (200 ms) for a frozen Redis: a slower rate
-    location /rate-m/ {
-        distill_guard on;
-        distill_guard_rate 6r/m burst=0;
-        proxy_pass http://%%UPSTREAM%%;
-        %%PROXY_VARS%%
-    }
-    location = /dg-stats {
-        distill_guard_stats;
-    }
-}
-EOF
+    http => http_conf(secret => 't42-secret',
+        redis => '%%REDIS%% timeout=200ms connect_timeout=200ms',
+        prefix => 't42', window => '30s', reuseport => 1, locations => [
+            '/hot/' => guarded(with => \@DG::Util::HOT),
+            '/hot-closed/' => guarded(with => ['distill_guard_fail closed;',
+                @DG::Util::HOT]),
+            '/rate/' => guarded(with => ['distill_guard_rate 2r/s burst=0;']),
+            # requests wait timeout= (200 ms) for a frozen Redis: a
+            # slower rate
+            '/rate-m/' => guarded(
+                with => ['distill_guard_rate 6r/m burst=0;']),
+        ]));
 
 my $HOT = 'sk-t42-campaign-0001';
 my $OK  = 'sk-t42-human-0002';
@@ -138,7 +70,7 @@ sub while_away {
                 "$how: RateLimit-Policy throttle on the 429");
             like(hdr($res, 'retry-after') // '', qr/^\d+$/,
                 "$how: Retry-After");
-            like(signals($res), qr/redis_unavailable/,
+            like(signals_of($res), qr/redis_unavailable/,
                 "$how: X-Distill-Guard-Signals has redis_unavailable")
                 or diag_res($res);
         }
@@ -153,7 +85,7 @@ sub while_away {
 
     $res = post($ngx, '/hot/x', $OK, chat("fine $how"));
     is($res->{status}, 200, "$how: another key: 200 (fail open)");
-    like(signals($res), qr/redis_unavailable/,
+    like(signals_of($res), qr/redis_unavailable/,
         "$how: with redis_unavailable") or diag_res($res);
     is($res->{vars}{action}, 'pass', "$how: action pass");
     $res = post($ngx, '/hot-closed/x', $OK, chat('closed ok'));
@@ -173,9 +105,7 @@ sub while_away {
     is(post($ngx, $rate_path, "sk-t42-rate-other-$how")->{status}, 200,
         "$how: rate: another key passes");
 
-    my @crash = $ngx->crash_lines;
-    is_deeply(\@crash, [], "$how: no crash or alert")
-        or diag(join "\n", @crash);
+    logs_clean($ngx, $how);
 }
 
 subtest 'Redis stopped' => sub {
@@ -189,7 +119,7 @@ subtest 'Redis back: a frozen Redis (SIGSTOP)' => sub {
     for (1 .. 80) {
         $res = post($ngx, '/hot/x', $OK, chat('back?'));
         last if $res->{vars}{features} && $res->{vars}{features}{window}
-            && signals($res) !~ /redis_unavailable/;
+            && signals_of($res) !~ /redis_unavailable/;
         sleep 0.1;
     }
     ok($res->{vars}{features}{window}, 'counted again after the restart')

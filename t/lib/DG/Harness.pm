@@ -24,8 +24,9 @@ package DG::Harness;
 #   raw_request($port, $bytes | [@parts], pause => s, timeout => s)
 #   parse_response($raw) / parse_responses($raw)
 #   nginx_test(%nginx_start_options) -> ($ok, $output)
-# Classes: DG::Harness::Redis, ::Upstream, ::Nginx (see each below); every
-# object has port, pid, dir, stop, restart and is stopped by DESTROY/END.
+# Classes: DG::Harness::Redis, ::Upstream, ::Nginx (see each below), all
+# DG::Harness::Server; every object has port, pid, dir, stop, restart and
+# is stopped by DESTROY/END.  Test helpers on top: DG::Util.
 # A guardian process kills what is left if the test dies without END.
 #
 # Environment: DG_MODULE (module .so), DG_NGINX (nginx binary),
@@ -415,15 +416,64 @@ sub _unregister { delete $LIVE{ refaddr $_[0] } }
 
 
 ###########################################################################
+package DG::Harness::Server;
+# What the server classes share: pid, dir, stop (TERM, then KILL after
+# _stop_timeout seconds), restart (launched again while the old socket
+# lingers: _relaunch returns undef when up, else the error text) and
+# DESTROY.  A subclass names itself in _what.
+use strict;
+use warnings;
+use Time::HiRes qw(sleep);
+
+sub pid { $_[0]{pid} }
+sub dir { $_[0]{dir} }
+
+sub _stop_timeout { 5 }
+sub _busy         { qr/in use/i }
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    DG::Harness::_reap($self->{pid}, 'TERM', $self->_stop_timeout);
+    $self->{pid} = undef;
+    DG::Harness::_unregister($self);
+}
+
+sub restart {
+    my ($self) = @_;
+    $self->stop;
+    my $err;
+    for (1 .. 50) {             # the old socket may linger a moment
+        $err = $self->_relaunch or last;
+        last unless $err =~ $self->_busy;
+        sleep 0.1;
+    }
+    die $self->_what . " did not restart:\n$err\n" if $err;
+    DG::Harness::_register($self);
+    return $self;
+}
+
+sub DESTROY { local ($?, $@); $_[0]->stop if $_[0]{pid} }
+
+
+###########################################################################
 package DG::Harness::Redis;
 # redis-server in its own directory: --save '' --appendonly no.
 #   start(password => 'pw')                     requirepass
 #   start(user => 'dg', password => 'pw')       ACL user (all rights);
 #                                               the default user is off
 #   start(conf => "maxmemory 10mb\n")            extra redis.conf lines
+#   cli(@args)            redis-cli with its login; stdout, chomped
+#   cli_pipe(@lines)      many commands through one redis-cli; its lines
+#   pause / resume        SIGSTOP / SIGCONT
 use strict;
 use warnings;
+use File::Temp qw(tempfile);
 use Time::HiRes qw(sleep time);
+our @ISA = ('DG::Harness::Server');
+
+sub _what     { 'redis-server' }
+sub _relaunch { $_[0]->_launch }
 
 sub start {
     my ($class, %opt) = @_;
@@ -442,8 +492,6 @@ sub start {
 }
 
 sub port     { $_[0]{port} }
-sub dir      { $_[0]{dir} }
-sub pid      { $_[0]{pid} }
 sub password { $_[0]{opt}{password} }
 sub user     { $_[0]{opt}{user} }
 sub addr     { '127.0.0.1:' . $_[0]{port} }
@@ -534,32 +582,27 @@ sub cli {
     return $out;
 }
 
+# Many commands through one redis-cli, one a line (arguments without
+# blanks); its output lines, chomped.
+sub cli_pipe {
+    my ($self, @lines) = @_;
+    my ($tmp, $file) = tempfile(UNLINK => 1);
+    print $tmp map { "$_\n" } @lines;
+    close $tmp;
+    my @cmd = $self->cli_cmd;
+    my $pid = open(my $out, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDIN, '<', $file or die "$file: $!";
+        exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+    }
+    my @out = <$out>;
+    close $out;
+    chomp @out;
+    return @out;
+}
+
 sub pause  { my $s = shift; kill 'STOP', $s->{pid} if $s->{pid}; $s }
 sub resume { my $s = shift; kill 'CONT', $s->{pid} if $s->{pid}; $s }
-
-sub stop {
-    my ($self) = @_;
-    return unless $self->{pid};
-    DG::Harness::_reap($self->{pid}, 'TERM', 5);
-    $self->{pid} = undef;
-    DG::Harness::_unregister($self);
-}
-
-sub restart {
-    my ($self) = @_;
-    $self->stop;
-    my $err;
-    for (1 .. 50) {             # the old socket may linger a moment
-        $err = $self->_launch or last;
-        last unless $err =~ /in use/i;
-        sleep 0.1;
-    }
-    die "redis-server did not restart: $err\n" if $err;
-    DG::Harness::_register($self);
-    return $self;
-}
-
-sub DESTROY { local ($?, $@); $_[0]->stop if $_[0]{pid} }
 
 
 ###########################################################################
@@ -569,6 +612,12 @@ package DG::Harness::Upstream;
 use strict;
 use warnings;
 use Time::HiRes qw(sleep time);
+our @ISA = ('DG::Harness::Server');
+
+sub _what { 'mock_llm.pl' }
+
+# _launch dies when the mock does not start: no retry
+sub _relaunch { $_[0]->_launch($_[0]{port}); undef }
 
 sub start {
     my ($class, %opt) = @_;
@@ -581,7 +630,6 @@ sub start {
 
 sub port { $_[0]{port} }
 sub addr { '127.0.0.1:' . $_[0]{port} }
-sub pid  { $_[0]{pid} }
 sub log  { DG::Harness::slurp("$_[0]{dir}/mock.log") }
 
 sub _launch {
@@ -617,24 +665,6 @@ sub requests {
         split /\n/, $text;
 }
 
-sub stop {
-    my ($self) = @_;
-    return unless $self->{pid};
-    DG::Harness::_reap($self->{pid}, 'TERM', 5);
-    $self->{pid} = undef;
-    DG::Harness::_unregister($self);
-}
-
-sub restart {
-    my ($self) = @_;
-    $self->stop;
-    $self->_launch($self->{port});
-    DG::Harness::_register($self);
-    return $self;
-}
-
-sub DESTROY { local ($?, $@); $_[0]->stop if $_[0]{pid} }
-
 
 ###########################################################################
 package DG::Harness::Nginx;
@@ -650,6 +680,12 @@ package DG::Harness::Nginx;
 use strict;
 use warnings;
 use Time::HiRes qw(sleep time);
+our @ISA = ('DG::Harness::Server');
+
+sub _what         { 'nginx' }
+sub _stop_timeout { 10 }
+sub _busy         { qr/Address already in use/ }
+sub _relaunch     { $_[0]->_launch }
 
 sub start {
     my ($class, %opt) = @_;
@@ -790,8 +826,6 @@ sub _is_worker {
 }
 
 sub port      { my ($s, $n) = @_; $s->{ports}{ $n || 1 } }
-sub pid       { $_[0]{pid} }
-sub dir       { $_[0]{dir} }
 sub conf      { DG::Harness::slurp("$_[0]{dir}/nginx.conf") }
 sub url       { my ($s, $path) = @_; "http://127.0.0.1:$s->{ports}{1}"
                     . ($path // '/') }
@@ -834,28 +868,6 @@ sub get_json {
 
 sub raw { my ($s, @a) = @_; DG::Harness::raw_request($s->port, @a) }
 
-sub stop {
-    my ($self) = @_;
-    return unless $self->{pid};
-    DG::Harness::_reap($self->{pid}, 'TERM', 10);
-    $self->{pid} = undef;
-    DG::Harness::_unregister($self);
-}
-
-sub restart {
-    my ($self) = @_;
-    $self->stop;
-    my $err;
-    for (1 .. 50) {
-        $err = $self->_launch or last;
-        last unless $err =~ /Address already in use/;
-        sleep 0.1;
-    }
-    die "nginx did not restart:\n$err\n" if $err;
-    DG::Harness::_register($self);
-    return $self;
-}
-
 # Rewrites nginx.conf (when given new options, e.g. http => ...) and
 # reloads with SIGHUP; waits until only new workers run.  Dies when the
 # new configuration is refused (the old one keeps running).
@@ -879,7 +891,5 @@ sub reload {
     }
     die "nginx reload timed out:\n" . $self->error_log_since($mark) . "\n";
 }
-
-sub DESTROY { local ($?, $@); $_[0]->stop if $_[0]{pid} }
 
 1;
