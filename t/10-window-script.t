@@ -21,6 +21,8 @@ my $redis = DG::Harness::Redis->start;
 
 my @FIELDS = qw(requests sample topics topic_entropy templates top_template
                 single_turn cot gap_mean_ms gap_cv bytes);
+my @LIMITER = qw(state penalty_ms refused retry_ms remaining now_ms);
+my $LIMITER_WANTED = 0;
 
 sub lua { DG::Harness::slurp("$ROOT/src/$_[0]") }
 
@@ -40,10 +42,12 @@ sub window {
     my @out = $redis->cli_pipe(@lines);
     my @res;
     while (@out) {
-        my @v = splice @out, 0, scalar @FIELDS;
+        # the profile, then the limiter's fields (tested on their own)
+        my @v = splice @out, 0, @FIELDS + @LIMITER;
         die "window: unexpected reply: @v\n" if grep { !/^-?\d+\z/ } @v;
         my %p;
-        @p{@FIELDS} = @v;
+        @p{@FIELDS, @LIMITER} = @v;
+        delete @p{@LIMITER} unless $LIMITER_WANTED;
         push @res, \%p;
     }
     return @res;
@@ -313,6 +317,50 @@ subtest 'bad input and old state' => sub {
     # a new window length resets the sub-window counters, not the ring
     $p = last_profile(['old', 2 * $W, 1, 0, 0, 0, 7, undef]);
     is($p->{requests}, 2, 'window change keeps the ring');
+};
+
+subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
+    # two keys: the window and the state hash; ARGV 7 is the clock
+    my $call = sub {
+        my ($id, $now, $throttle, $rate, $burst) = @_;
+        my ($p) = map {
+            my %p;
+            @p{@FIELDS, @LIMITER} = @$_;
+            \%p;
+        } [ $redis->cli_pipe(join ' ', 'EVALSHA', $WSHA, 2, "dg:{$id}:w",
+              "dg:{$id}:s", $W, 1, 0, 0, 1, 10, $now, $throttle, $rate,
+              $burst, 0) ];
+        return $p;
+    };
+
+    # 2 r/s with a burst of 1: two at once pass, the third waits 500 ms
+    my @r = map { $call->('rate1', $T0, 0, 500, 1) } 1 .. 3;
+    is_deeply([map { $_->{refused} } @r], [0, 0, 2], 'rate: third refused');
+    is($r[2]{retry_ms}, 500, 'rate: retry after one period');
+    is($r[0]{remaining}, 1, 'rate: one left in the burst');
+    is($r[2]{now_ms}, $T0, 'the clock is returned');
+    is($r[2]{requests}, 3, 'a refused request still counts in the window');
+    my $p = $call->('rate1', $T0 + 500, 0, 500, 1);
+    is($p->{refused}, 0, 'rate: passes again after the period');
+
+    # a penalised key: one request per 10 s
+    $redis->cli('HSET', 'dg:{thr1}:s', 'st', 2, 'pu', $T0 + 60_000);
+    @r = map { $call->('thr1', $T0 + $_, 10_000, 0, 0) } 0, 100, 9_999;
+    is_deeply([map { $_->{refused} } @r], [0, 1, 1], 'throttle: one passes');
+    is($r[1]{retry_ms}, 9_900, 'throttle: retry when the next one passes');
+    is($r[0]{state}, 2, 'the state is returned');
+    is($r[0]{penalty_ms}, 60_000, 'the penalty left is returned');
+    $p = $call->('thr1', $T0 + 10_000, 10_000, 0, 0);
+    is($p->{refused}, 0, 'throttle: the next period passes');
+    $p = $call->('thr1', $T0 + 60_001, 10_000, 0, 0);
+    is($p->{penalty_ms}, 0, 'no penalty once it ends');
+    is($p->{refused}, 0, 'and nothing refused');
+    my $ttl = $redis->cli('PTTL', 'dg:{thr1}:s');
+    ok($ttl > 0, 'the state hash has a TTL') or diag($ttl);
+
+    # no limit: no state hash written
+    $call->('free1', $T0, 0, 0, 0);
+    is($redis->cli('EXISTS', 'dg:{free1}:s'), 0, 'no limiter, no hash');
 };
 
 done_testing();
