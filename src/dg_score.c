@@ -28,8 +28,8 @@ dg_score_conf_default(dg_score_conf_t *conf)
 {
     memset(conf, 0, sizeof(dg_score_conf_t));
 
-    conf->weight_milli[DG_SIG_COVERAGE] = 550;
-    conf->weight_milli[DG_SIG_TEMPLATE] = 450;
+    conf->weight_milli[DG_SIG_COVERAGE] = 600;
+    conf->weight_milli[DG_SIG_TEMPLATE] = 500;
     conf->weight_milli[DG_SIG_FANOUT] = 900;
     conf->weight_milli[DG_SIG_COT] = 350;
     conf->weight_milli[DG_SIG_SINGLE_TURN] = 250;
@@ -81,6 +81,13 @@ dg_ramp(int64_t x, int64_t lo, int64_t hi)
 
 
 static uint32_t
+dg_max(uint32_t a, uint32_t b)
+{
+    return a > b ? a : b;
+}
+
+
+static uint32_t
 dg_ramp_down(int64_t x, int64_t lo, int64_t hi)
 {
     return 1000 - dg_ramp(x, lo, hi);
@@ -92,8 +99,8 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
     const dg_profile_t *prof, const dg_features_t *f)
 {
     int        i;
-    int64_t    sample, ratio;
-    uint32_t   w, primary, rest, support, gate, score, subnet;
+    int64_t    sample, ratio, top;
+    uint32_t   w, primary, rest, support, gate, score, subnet, single, cov;
     const int64_t  *v;
 
     (void) f;
@@ -113,15 +120,32 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
 
     if (v[DG_PROF_REQUESTS] >= (int64_t) conf->min_requests && sample > 0) {
 
-        ratio = v[DG_PROF_TOPICS] * 1000 / sample;
+        single = (uint32_t) v[DG_PROF_SINGLE_TURN_SHARE_MILLI];
 
-        s->strength_milli[DG_SIG_COVERAGE] = dg_ramp(ratio, 300, 700);
+        /*
+         * Coverage: many distinct topics, for the number of requests or
+         * in absolute terms (a campaign hidden in a reseller's human
+         * traffic still brings dozens of topics).  Topics come from the
+         * opening of each conversation, and a key that holds
+         * conversations counts them at half strength: campaigns are
+         * single-turn, a chat product's users are not.
+         */
+        ratio = v[DG_PROF_TOPICS] * 1000 / sample;
+        cov = dg_max(dg_ramp(ratio, 300, 700),
+                     dg_ramp(v[DG_PROF_TOPICS], 16, 32));
+        s->strength_milli[DG_SIG_COVERAGE] =
+                      cov * (500 + dg_ramp(single, 200, 600) / 2) / 1000;
+
+        /* template: by share, or by how many requests share the top one */
+        top = v[DG_PROF_TOP_TEMPLATE_SHARE_MILLI] * sample / 1000;
         s->strength_milli[DG_SIG_TEMPLATE] =
-                      dg_ramp(v[DG_PROF_TOP_TEMPLATE_SHARE_MILLI], 300, 700);
+                      dg_max(dg_ramp(v[DG_PROF_TOP_TEMPLATE_SHARE_MILLI],
+                                     300, 700),
+                             dg_ramp(top, 10, 30));
+
         s->strength_milli[DG_SIG_COT] =
                       dg_ramp(v[DG_PROF_COT_SHARE_MILLI], 200, 600);
-        s->strength_milli[DG_SIG_SINGLE_TURN] =
-                      dg_ramp(v[DG_PROF_SINGLE_TURN_SHARE_MILLI], 700, 950);
+        s->strength_milli[DG_SIG_SINGLE_TURN] = dg_ramp(single, 600, 900);
         s->strength_milli[DG_SIG_REGULAR] =
                       dg_ramp_down(v[DG_PROF_GAP_CV_MILLI], 300, 700);
         s->strength_milli[DG_SIG_VOLUME] =
