@@ -50,7 +50,8 @@ $(BUILD)/ngx/Makefile: config $(LUA) src/embed.sh
 $(BUILD)/ngx_distill_guard_module.so: $(BUILD)/ngx/Makefile $(MODULE_SRCS) \
         $(ENGINE_SRCS) $(wildcard src/*.h)
 	$(MAKE) -s -f $(BUILD)/ngx/Makefile -C $(NGX_SRC) modules
-	cp $(BUILD)/ngx/ngx_distill_guard_module.so $@
+	@# a new file, renamed over the old: a running nginx keeps its mapping
+	cp $(BUILD)/ngx/ngx_distill_guard_module.so $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/gen/dg_scripts.c: $(LUA) src/embed.sh
 	@mkdir -p $(BUILD)/gen

@@ -343,6 +343,8 @@ static ngx_str_t  ngx_http_distill_guard_policies[] = {
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
+static ngx_uint_t  ngx_http_distill_guard_truncated_logged;
+
 
 static ngx_int_t
 ngx_http_distill_guard_handler(ngx_http_request_t *r)
@@ -595,6 +597,16 @@ ngx_http_distill_guard_features(ngx_http_request_t *r,
     if (truncated) {
         ctx->features.truncated = 1;
         ngx_dg_count(truncated);
+
+        /* once per worker: the counter says how often */
+        if (!ngx_http_distill_guard_truncated_logged) {
+            ngx_http_distill_guard_truncated_logged = 1;
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "distill_guard: a body larger than "
+                          "distill_guard_body_max %uz was examined up to "
+                          "that size (logged once per worker; the stats "
+                          "count \"truncated\")", dlcf->body_max);
+        }
     }
 
     return NGX_OK;

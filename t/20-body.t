@@ -225,4 +225,12 @@ for ([$ngx, 'default'], [$small, 'body_max 1k']) {
         or diag(join "\n", @crash);
 }
 
+subtest 'a truncated body is logged once per worker, counted always' => sub {
+    post_ok($small, chat_body(5000), "over body_max, again $_") for 1 .. 3;
+    my @lines = grep { /examined up to that size/ }
+        split /\n/, $small->error_log;
+    is(scalar @lines, 1, 'one notice for many truncated bodies')
+        or diag(join "\n", @lines);
+};
+
 done_testing();
