@@ -24,6 +24,7 @@
 #define NGX_DG_ACTION_SKIP          3
 
 #define NGX_DG_MAX_WORKERS          64
+#define NGX_DG_BODY_MAX_LIMIT       (16 * 1024 * 1024)
 #define NGX_DG_LAT_BUCKETS          32
 
 
@@ -176,6 +177,28 @@ extern ngx_module_t      ngx_distill_guard_module;
 extern ngx_slab_pool_t  *ngx_dg_shpool;
 extern ngx_dg_shctx_t   *ngx_dg_sh;
 
+
+/* ngx_distill_guard_conf.c */
+void *ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf);
+char *ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+void *ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf);
+char *ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+char *ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_distill_guard_weight(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_distill_guard_threshold(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_distill_guard_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
+    void *data);
+char *ngx_http_distill_guard_body_max(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 /* ngx_distill_guard_redis.c */
 ngx_int_t ngx_dg_redis_init_process(ngx_cycle_t *cycle,

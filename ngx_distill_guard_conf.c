@@ -1,0 +1,621 @@
+/*
+ * distill-guard: configuration: the directive handlers, the creation and
+ * merging of the configuration structures, and their checks.  The one
+ * directive table is in ngx_distill_guard_module.c.
+ */
+
+#include <openssl/sha.h>
+
+#include "ngx_distill_guard_module.h"
+
+
+static void ngx_http_distill_guard_cot_cleanup(void *data);
+static ngx_int_t ngx_http_distill_guard_parse_milli(ngx_str_t *value,
+    ngx_uint_t max);
+
+
+void *
+ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_distill_guard_main_conf_t));
+    if (dmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dmcf->secret = { 0, NULL };
+     *     dmcf->prefix = { 0, NULL };
+     *     dmcf->redis_set = 0;
+     */
+
+    dmcf->window = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.db = NGX_CONF_UNSET;
+    dmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
+    dmcf->redis.max_inflight = NGX_CONF_UNSET_UINT;
+
+    return dmcf;
+}
+
+
+static void
+ngx_http_distill_guard_sha1(const char *text, size_t len, char *out)
+{
+    u_char  md[SHA_DIGEST_LENGTH];
+
+    SHA1((const u_char *) text, len, md);
+    ngx_hex_dump((u_char *) out, md, SHA_DIGEST_LENGTH);
+    out[DG_SHA1_HEX_LEN] = '\0';
+}
+
+
+char *
+ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf = conf;
+
+    if (dmcf->prefix.data == NULL) {
+        ngx_str_set(&dmcf->prefix, "dg");
+    }
+
+    ngx_conf_init_msec_value(dmcf->window, 3600 * 1000);
+    ngx_conf_init_value(dmcf->redis.db, 0);
+    ngx_conf_init_msec_value(dmcf->redis.connect_timeout, 100);
+    ngx_conf_init_msec_value(dmcf->redis.timeout, 50);
+    ngx_conf_init_uint_value(dmcf->redis.max_inflight, 4096);
+
+    if (dmcf->window < 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_window\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (dmcf->prefix.len == 0 || dmcf->prefix.len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_redis_prefix\" must be 1 to 64 "
+                           "characters");
+        return NGX_CONF_ERROR;
+    }
+
+    /* EVALSHA needs no SCRIPT LOAD reply: the digest is known here */
+    ngx_http_distill_guard_sha1(dg_window_lua, dg_window_lua_len,
+                                dmcf->window_sha);
+    ngx_http_distill_guard_sha1(dg_fanout_lua, dg_fanout_lua_len,
+                                dmcf->fanout_sha);
+
+    return NGX_CONF_OK;
+}
+
+
+void *
+ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_uint_t                          i;
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    dlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_distill_guard_loc_conf_t));
+    if (dlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     dlcf->key = NULL;
+     *     dlcf->cot_patterns = NULL;
+     *     dlcf->cot = NULL;
+     *     dlcf->bypass = NULL;
+     */
+
+    dlcf->enable = NGX_CONF_UNSET;
+    dlcf->body_max = NGX_CONF_UNSET_SIZE;
+    dlcf->fail = NGX_CONF_UNSET_UINT;
+    dlcf->min_requests = NGX_CONF_UNSET_UINT;
+    dlcf->tag_threshold = NGX_CONF_UNSET_UINT;
+    dlcf->throttle_threshold = NGX_CONF_UNSET_UINT;
+    dlcf->throttle.period = NGX_CONF_UNSET_MSEC;
+    dlcf->rate.period = NGX_CONF_UNSET_MSEC;
+    dlcf->penalty = NGX_CONF_UNSET_MSEC;
+    dlcf->reject_status = NGX_CONF_UNSET_UINT;
+    dlcf->mode = NGX_CONF_UNSET_UINT;
+    dlcf->headers = NGX_CONF_UNSET;
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        dlcf->weight[i] = NGX_CONF_UNSET;
+    }
+
+    return dlcf;
+}
+
+
+char *
+ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_distill_guard_loc_conf_t  *prev = parent;
+    ngx_http_distill_guard_loc_conf_t  *conf = child;
+
+    ngx_str_t                            *pat, *s, def;
+    ngx_uint_t                            i;
+    ngx_array_t                          *all;
+    ngx_pool_cleanup_t                   *cln;
+    ngx_http_compile_complex_value_t      ccv;
+    ngx_http_distill_guard_main_conf_t   *dmcf;
+    char                                  err[256];
+    u_char                               *re;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_size_value(conf->body_max, prev->body_max, 64 * 1024);
+    ngx_conf_merge_uint_value(conf->fail, prev->fail, NGX_DG_FAIL_OPEN);
+    ngx_conf_merge_uint_value(conf->min_requests, prev->min_requests, 20);
+    ngx_conf_merge_uint_value(conf->tag_threshold, prev->tag_threshold, 500);
+    ngx_conf_merge_uint_value(conf->throttle_threshold,
+                              prev->throttle_threshold, 800);
+    ngx_conf_merge_uint_value(conf->reject_status, prev->reject_status,
+                              NGX_HTTP_TOO_MANY_REQUESTS);
+    ngx_conf_merge_uint_value(conf->mode, prev->mode, NGX_DG_MODE_ENFORCE);
+    ngx_conf_merge_value(conf->headers, prev->headers, 1);
+
+    if (conf->bypass == NULL) {
+        conf->bypass = prev->bypass;
+    }
+
+    if (conf->throttle.period == NGX_CONF_UNSET_MSEC) {
+        if (prev->throttle.period == NGX_CONF_UNSET_MSEC) {
+            /* 6r/m */
+            prev->throttle.period = 10000;
+            prev->throttle.burst = 0;
+            prev->throttle.rate = 6;
+            prev->throttle.per = 60;
+        }
+
+        conf->throttle = prev->throttle;
+    }
+
+    if (conf->rate.period == NGX_CONF_UNSET_MSEC) {
+        if (prev->rate.period == NGX_CONF_UNSET_MSEC) {
+            ngx_memzero(&prev->rate, sizeof(ngx_dg_rate_t));
+        }
+
+        conf->rate = prev->rate;
+    }
+
+    dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_distill_guard_module);
+
+    ngx_conf_merge_msec_value(conf->penalty, prev->penalty,
+                              dmcf->window != NGX_CONF_UNSET_MSEC
+                              ? dmcf->window : 3600 * 1000);
+
+    if (conf->tag_threshold > conf->throttle_threshold) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_tag_threshold\" %ui.%03ui is "
+                           "above \"distill_guard_throttle_threshold\" "
+                           "%ui.%03ui",
+                           conf->tag_threshold / 1000,
+                           conf->tag_threshold % 1000,
+                           conf->throttle_threshold / 1000,
+                           conf->throttle_threshold % 1000);
+        return NGX_CONF_ERROR;
+    }
+
+    dg_score_conf_default(&conf->score);
+
+    for (i = 0; i < DG_SIG_SCORED; i++) {
+        ngx_conf_merge_value(conf->weight[i], prev->weight[i],
+                             (ngx_int_t) conf->score.weight_milli[i]);
+        conf->score.weight_milli[i] = (uint32_t) conf->weight[i];
+    }
+
+    conf->score.min_requests = (uint32_t) conf->min_requests;
+
+    if (conf->key == NULL) {
+        conf->key = prev->key;
+    }
+
+    if (conf->key == NULL) {
+        conf->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->key == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ngx_str_set(&def, "$http_authorization");
+        ccv.value = &def;
+        ccv.complex_value = conf->key;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /*
+     * A level's own patterns add to those it inherits, so a pattern set at
+     * http level still counts in a location that adds one more.
+     */
+
+    if (conf->cot_patterns == NULL) {
+        conf->cot_patterns = prev->cot_patterns;
+        conf->cot = prev->cot;
+
+    } else if (prev->cot_patterns) {
+        all = ngx_array_create(cf->pool, prev->cot_patterns->nelts
+                               + conf->cot_patterns->nelts,
+                               sizeof(ngx_str_t));
+        if (all == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        pat = prev->cot_patterns->elts;
+        for (i = 0; i < prev->cot_patterns->nelts; i++) {
+            s = ngx_array_push(all);
+            *s = pat[i];
+        }
+
+        pat = conf->cot_patterns->elts;
+        for (i = 0; i < conf->cot_patterns->nelts; i++) {
+            s = ngx_array_push(all);
+            *s = pat[i];
+        }
+
+        conf->cot_patterns = all;
+        conf->cot = NULL;
+    }
+
+    if (conf->cot == NULL) {
+        conf->cot = dg_cot_create();
+        if (conf->cot == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            dg_cot_free(conf->cot);
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_http_distill_guard_cot_cleanup;
+        cln->data = conf->cot;
+
+        pat = conf->cot_patterns ? conf->cot_patterns->elts : NULL;
+
+        for (i = 0; pat && i < conf->cot_patterns->nelts; i++) {
+            re = pat[i].data;   /* NUL-terminated by the parser */
+
+            if (dg_cot_add_pattern(conf->cot, (char *) re, err, sizeof(err))
+                != 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid distill_guard_cot_pattern "
+                                   "\"%V\": %s", &pat[i], err);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (prev->cot == NULL && conf->cot_patterns == NULL) {
+            prev->cot = conf->cot;
+        }
+    }
+
+    if (conf->enable) {
+        if (dmcf->secret.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"distill_guard\" is on but "
+                               "\"distill_guard_secret\" is not set");
+            return NGX_CONF_ERROR;
+        }
+
+        dmcf->enabled = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_distill_guard_cot_cleanup(void *data)
+{
+    dg_cot_free(data);
+}
+
+
+char *
+ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf = conf;
+
+    if (dmcf->redis_set) {
+        return "is duplicate";
+    }
+
+    dmcf->redis_set = 1;
+
+    return ngx_dg_redis_parse(cf, &dmcf->redis, cf->args->elts,
+                              cf->args->nelts);
+}
+
+
+char *
+ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
+
+    char        err[256];
+    dg_cot_t   *cot;
+    ngx_str_t  *value, *pat;
+
+    value = cf->args->elts;
+
+    /* compiled here once to fail `nginx -t` on the line at fault */
+    cot = dg_cot_create();
+    if (cot == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (dg_cot_add_pattern(cot, (char *) value[1].data, err, sizeof(err))
+        != 0)
+    {
+        dg_cot_free(cot);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid regex \"%V\" in "
+                           "\"distill_guard_cot_pattern\": %s",
+                           &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    dg_cot_free(cot);
+
+    if (dlcf->cot_patterns == NULL) {
+        dlcf->cot_patterns = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (dlcf->cot_patterns == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pat = ngx_array_push(dlcf->cot_patterns);
+    if (pat == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *pat = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_distill_guard_weight(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
+
+    int         sig;
+    ngx_int_t   w;
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    sig = dg_signal_by_name((char *) value[1].data, value[1].len);
+
+    if (sig < 0 || sig >= DG_SIG_SCORED) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown signal \"%V\" in \"%V\", it must be one "
+                           "of coverage, template, fanout, single_turn, cot, "
+                           "regular, volume", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (dlcf->weight[sig] != NGX_CONF_UNSET) {
+        return "is duplicate for this signal";
+    }
+
+    w = ngx_http_distill_guard_parse_milli(&value[2], 10000);
+
+    if (w == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid weight \"%V\" in \"%V\", it must be a "
+                           "number from 0 to 10", &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->weight[sig] = w;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_distill_guard_threshold(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t    t;
+    ngx_str_t   *value;
+    ngx_uint_t  *fp;
+
+    fp = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*fp != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    t = ngx_http_distill_guard_parse_milli(&value[1], 1000);
+
+    if (t == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid threshold \"%V\" in \"%V\", it must be "
+                           "a number from 0 to 1", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *fp = t;
+
+    return NGX_CONF_OK;
+}
+
+
+/* "0.35" -> 350: up to three decimals, at most max */
+
+static ngx_int_t
+ngx_http_distill_guard_parse_milli(ngx_str_t *value, ngx_uint_t max)
+{
+    u_char      *p, *last;
+    ngx_uint_t   n, frac, digits;
+
+    p = value->data;
+    last = p + value->len;
+    n = 0;
+
+    if (p == last) {
+        return NGX_ERROR;
+    }
+
+    for ( /* void */ ; p < last && *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+        if (n > max) {
+            return NGX_ERROR;
+        }
+    }
+
+    n *= 1000;
+    frac = 0;
+    digits = 0;
+
+    if (p < last && *p == '.') {
+        for (p++; p < last && *p >= '0' && *p <= '9'; p++) {
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
+        }
+
+        if (digits == 0) {
+            return NGX_ERROR;
+        }
+
+        while (digits++ < 3) {
+            frac *= 10;
+        }
+    }
+
+    if (p != last || n + frac > max) {
+        return NGX_ERROR;
+    }
+
+    return n + frac;
+}
+
+
+/* "6r/m" or "10r/s", and burst=N for the plain rate */
+
+char *
+ngx_http_distill_guard_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    size_t          len;
+    ngx_int_t       n, burst;
+    ngx_str_t      *value;
+    ngx_uint_t      per;
+    ngx_dg_rate_t  *rate;
+
+    rate = (ngx_dg_rate_t *) (p + cmd->offset);
+
+    if (rate->period != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    len = value[1].len;
+    per = 0;
+
+    if (len > 3 && ngx_strncmp(value[1].data + len - 3, "r/s", 3) == 0) {
+        per = 1;
+
+    } else if (len > 3
+               && ngx_strncmp(value[1].data + len - 3, "r/m", 3) == 0)
+    {
+        per = 60;
+    }
+
+    n = per ? ngx_atoi(value[1].data, len - 3) : NGX_ERROR;
+
+    if (n <= 0 || (ngx_uint_t) n > per * 1000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\" in \"%V\", it must look "
+                           "like 6r/m or 10r/s, at most 1000r/s",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    burst = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(cmd->name.data, "distill_guard_rate") != 0
+            || ngx_strncmp(value[2].data, "burst=", 6) != 0
+            || (burst = ngx_atoi(value[2].data + 6, value[2].len - 6))
+               == NGX_ERROR)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\"",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rate->period = per * 1000 / n;
+    rate->burst = burst;
+    rate->rate = n;
+    rate->per = per;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *s = data;
+
+    if (s->len == 0) {
+        return "must not be empty";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_distill_guard_body_max(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (dlcf->body_max != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    size = ngx_parse_size(&value[1]);
+
+    if (size <= 0 || size > NGX_DG_BODY_MAX_LIMIT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid size \"%V\" in \"%V\", it must be "
+                           "between 1 and 16m", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    dlcf->body_max = (size_t) size;
+
+    return NGX_CONF_OK;
+}
