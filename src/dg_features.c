@@ -154,19 +154,6 @@ static const uint8_t  dg_class[256] = {
 };
 
 
-static inline uint64_t
-dg_mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-
-    return x;
-}
-
-
 static uint32_t
 dg_fold32(uint64_t x)
 {
@@ -615,7 +602,7 @@ dg_word(dg_scan_t *s, const unsigned char *text, size_t i, size_t n,
             v = dg_word_v(state, b & keep[q], len + q);
 
             if (dg_topic_maybe(dg_word_key(v))
-                && (d = dg_topic_lookup(dg_topic_mix(v), 1)) != 0)
+                && (d = dg_topic_lookup(dg_mix64(v), 1)) != 0)
             {
                 stem = d;
                 break;
@@ -629,7 +616,7 @@ dg_word(dg_scan_t *s, const unsigned char *text, size_t i, size_t n,
             break;
         }
 
-        state = dg_topic_mix(state ^ b);
+        state = dg_mix64(state ^ b);
         b = 0;
 
         if (i == n) {
@@ -646,7 +633,7 @@ dg_word(dg_scan_t *s, const unsigned char *text, size_t i, size_t n,
 
     v = dg_word_v(state, b, len);
     s->tokens += (letters + 5) / 6 + leads;
-    dg_word_end(s, v, dg_topic_mix(v), i - start, stem);
+    dg_word_end(s, v, dg_mix64(v), i - start, stem);
 
     return i;
 

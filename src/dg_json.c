@@ -427,6 +427,26 @@ dg_json_literal(dg_json_t *js, const unsigned char *p, const char *lit,
  * escaped ones: len is raw_len minus what each escape saves.
  */
 
+
+/* a string value from its opening quote's end to its closing quote */
+
+static int
+dg_json_string_end(dg_json_t *js, dg_json_value_t *v,
+    const unsigned char *start, const unsigned char *p, size_t saved,
+    unsigned escaped)
+{
+    v->type = DG_JSON_STRING;
+    v->data = (const char *) start;
+    v->raw_len = p - start;
+    v->len = v->raw_len - saved;
+    v->escaped = escaped;
+
+    js->pos = p + 1;
+
+    return 0;
+}
+
+
 static int
 dg_json_string(dg_json_t *js, const unsigned char *p, dg_json_value_t *v)
 {
@@ -508,15 +528,7 @@ dg_json_string(dg_json_t *js, const unsigned char *p, dg_json_value_t *v)
         p += k;
     }
 
-    v->type = DG_JSON_STRING;
-    v->data = (const char *) start;
-    v->raw_len = p - start;
-    v->len = v->raw_len - saved;
-    v->escaped = escaped;
-
-    js->pos = p + 1;
-
-    return 0;
+    return dg_json_string_end(js, v, start, p, saved, escaped);
 }
 
 
@@ -590,15 +602,7 @@ dg_json_string_trusted(dg_json_t *js, const unsigned char *p,
 
 done:
 
-    v->type = DG_JSON_STRING;
-    v->data = (const char *) start;
-    v->raw_len = p - start;
-    v->len = v->raw_len - saved;
-    v->escaped = escaped;
-
-    js->pos = p + 1;
-
-    return 0;
+    return dg_json_string_end(js, v, start, p, saved, escaped);
 }
 
 

@@ -760,7 +760,7 @@ dg_word_hash(const unsigned char *p, const unsigned char *end, dg_word_t *w)
             v = dg_word_v(state, block, len);
 
             if (dg_topic_maybe(dg_word_key(v))
-                && (d = dg_topic_lookup(dg_topic_mix(v), 1)) != 0)
+                && (d = dg_topic_lookup(dg_mix64(v), 1)) != 0)
             {
                 w->stem = d;
             }
@@ -770,14 +770,14 @@ dg_word_hash(const unsigned char *p, const unsigned char *end, dg_word_t *w)
         len++;
 
         if (++k == 8) {
-            state = dg_topic_mix(state ^ block);
+            state = dg_mix64(state ^ block);
             block = 0;
             k = 0;
         }
     }
 
     w->v = dg_word_v(state, block, len);
-    w->hash = dg_topic_mix(w->v);
+    w->hash = dg_mix64(w->v);
 
     return p - start;
 }
@@ -819,7 +819,7 @@ dg_topic_end(const dg_topic_acc_t *acc)
 
     if (acc->content) {
         return (uint16_t) (DG_TOPIC_FALLBACK
-                           + dg_topic_mix(acc->minhash)
+                           + dg_mix64(acc->minhash)
                              % (4096 - DG_TOPIC_FALLBACK));
     }
 

@@ -14,9 +14,9 @@
  * Words are runs of ASCII letters, digits, '_' and non-ASCII bytes.  A
  * word is normalised (ASCII lower-cased, each run of digits one '0') and
  * its bytes packed 8 to a 64-bit block, first byte lowest; the state is
- * DG_WORD_SEED, then dg_topic_mix(state ^ block) per full block.  A word
+ * DG_WORD_SEED, then dg_mix64(state ^ block) per full block.  A word
  * or prefix of l bytes, partial its last incomplete block (0 if none),
- * ends with v = state ^ partial ^ l << 56: its hash is dg_topic_mix(v),
+ * ends with v = state ^ partial ^ l << 56: its hash is dg_mix64(v),
  * its filter key dg_word_key(v).  The features pass computes this 8
  * bytes at a time; the lexicon and words with digits go through
  * dg_word_hash(), byte by byte; both give the same hashes.
@@ -55,7 +55,7 @@ typedef struct {
 /* one word hashed byte by byte: dg_word_hash() */
 typedef struct {
     uint64_t            v;
-    uint64_t            hash;           /* dg_topic_mix(v) */
+    uint64_t            hash;           /* dg_mix64(v) */
     int                 stem;           /* domain of the longest stem */
     uint32_t            letters;        /* ASCII letters and '_' */
     uint32_t            digits;
@@ -101,7 +101,7 @@ unsigned dg_topic_check(void);
 
 
 static inline uint64_t
-dg_topic_mix(uint64_t x)
+dg_mix64(uint64_t x)
 {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
@@ -149,7 +149,7 @@ dg_topic_stem_lens(uint64_t b)
 
 
 /*
- * A word is complete: v its final value (h = dg_topic_mix(v)), len its
+ * A word is complete: v its final value (h = dg_mix64(v)), len its
  * length, stem the domain of its longest stem (0: none).  Inline: it
  * runs for every word.
  */
