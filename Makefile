@@ -7,6 +7,8 @@
 #   make unit     engine unit tests only (cmocka)
 #   make bench    engine micro-benchmark (prints numbers, asserts nothing)
 #   make fuzz     libFuzzer targets (clang)
+#   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
+#   make eval-features  template and topic measurements on the corpora
 
 NGX_SRC   ?= /usr/share/nginx/src
 BUILD     ?= $(CURDIR)/build
@@ -28,7 +30,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit test demo deps bench fuzz clean
+.PHONY: all module lib unit test demo deps bench fuzz eval eval-features \
+        clean
 
 all: module
 
@@ -97,6 +100,17 @@ $(BUILD)/bench_features: bench/bench_features.c $(BUILD)/libdg.a
 
 bench: $(BUILD)/bench_features
 	$(BUILD)/bench_features $(CORPUS)
+
+$(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
+	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
+
+# template fingerprints and topics measured on the corpora
+eval-features: $(BUILD)/eval_features
+	$(BUILD)/eval_features $(CORPUS)
+
+# the detection evaluation: labeled scenarios through nginx + Redis
+eval: module
+	perl tools/replay.pl --check --corpus $(CORPUS)
 
 FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
 fuzz: $(BUILD)/gen/dg_scripts.c

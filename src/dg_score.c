@@ -111,7 +111,7 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
     sample = v[DG_PROF_SAMPLE];
 
     /* cross-key: counted from a key's first request */
-    s->strength_milli[DG_SIG_FANOUT] = dg_ramp(prof->template_keys, 2, 8);
+    s->strength_milli[DG_SIG_FANOUT] = dg_ramp(prof->template_keys, 2, 6);
     subnet = dg_ramp(prof->subnet_keys, 20, 100) / 2;
 
     if (subnet > s->strength_milli[DG_SIG_FANOUT]) {
