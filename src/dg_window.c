@@ -92,7 +92,12 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
 
         fp = (which == DG_FANOUT_HEAD) ? req->features->template_head
                                        : req->features->template_tail;
-        if (fp == 0) {
+
+        /*
+         * Only one-shot prompts count: "thanks, can you explain that?"
+         * said in many people's conversations is no campaign's template
+         */
+        if (fp == 0 || req->features->turns > 1) {
             return 1;
         }
 

@@ -411,6 +411,13 @@ test_fanout_cmd_nothing(void **state)
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, NULL), 1);
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_HEAD, NULL), 0);
 
+    /* a turn of a conversation: its network counts, its template not */
+    t_req_init(&t);
+    t.f.turns = 3;
+    assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_HEAD, T_SHA), 1);
+    assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, T_SHA), 1);
+    assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_SUBNET, T_SHA), 0);
+
     t_req_init(&t);
     t.req.subnet = NULL;
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_SUBNET, T_SHA), 1);
