@@ -121,8 +121,10 @@ ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_dg_stats_handler;
 
-    /* reading the counters is not API traffic, even under a guarded
-     * server: unless this location turned accounting on itself */
+    /*
+     * reading the counters is not API traffic, even under a guarded
+     * server, unless this location turned accounting on itself
+     */
     if (dlcf->enable == NGX_CONF_UNSET) {
         dlcf->enable = 0;
     }

@@ -17,7 +17,7 @@
 #define DG_STATE_THROTTLE       2
 
 #define DG_FLAGGED_MAX          1000        /* keys kept in <prefix>:flagged */
-#define DG_EVENTS_MAX           10000       /* entries kept in <prefix>:events */
+#define DG_EVENTS_MAX           10000       /* entries in <prefix>:events */
 #define DG_MONITOR_TTL_MS       (24 * 3600 * 1000)
 
 
