@@ -47,6 +47,7 @@ typedef struct {
     ngx_uint_t                           setup_pending;
     unsigned                             down_logged:1;
     unsigned                             busy_logged:1;
+    unsigned                             error_logged:1;
 } ngx_dg_redis_t;
 
 
@@ -63,6 +64,7 @@ static void ngx_dg_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_dg_redis_log_error(const char *what, redisReply *reply);
 static ngx_int_t ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind,
     ngx_uint_t eval);
 static void ngx_dg_redis_op_free(ngx_dg_op_t *op);
@@ -643,6 +645,28 @@ ngx_dg_redis_send(ngx_dg_op_t *op)
 
 
 /*
+ * An error reply is logged once until a request's replies are all good
+ * again: a Redis out of memory would otherwise write a line per request;
+ * the status endpoint counts every one.
+ */
+
+static void
+ngx_dg_redis_log_error(const char *what, redisReply *reply)
+{
+    if (ngx_dg_redis.error_logged) {
+        return;
+    }
+
+    ngx_dg_redis.error_logged = 1;
+
+    ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                  "distill_guard: redis error%s: %*s (logged once until "
+                  "replies are good again)", what,
+                  (size_t) ngx_min(reply->len, 200), reply->str);
+}
+
+
+/*
  * A write whose reply nobody waits for (a key's change of state): it
  * rides the same pipeline, and a failure is only counted and logged.
  */
@@ -672,9 +696,7 @@ ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_dg_count(redis_errors);
-        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                      "distill_guard: redis state write failed: %*s",
-                      (size_t) ngx_min(reply->len, 200), reply->str);
+        ngx_dg_redis_log_error(" (state write)", reply);
     }
 }
 
@@ -763,9 +785,7 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             }
         }
 
-        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                      "distill_guard: redis error: %*s",
-                      (size_t) ngx_min(reply->len, 200), reply->str);
+        ngx_dg_redis_log_error("", reply);
         op->errors++;
 
     } else if (kind == NGX_DG_KIND_WINDOW) {
@@ -803,6 +823,10 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_dg_redis.inflight--;
     ngx_dg_redis.busy_logged = 0;
+
+    if (op->errors == 0) {
+        ngx_dg_redis.error_logged = 0;
+    }
 
     us = ngx_dg_now_us() - op->start_us;
     ngx_dg_stats_latency(us);

@@ -124,6 +124,28 @@ subtest 'NOSCRIPT after SCRIPT FLUSH: still counted, no error' => sub {
         or diag($log);
 };
 
+subtest 'Redis answering errors (out of memory): logged once, counted' => sub {
+    my $before = stats($fast);
+    my $mark = $fast->mark;
+    is($redis->cli('CONFIG', 'SET', 'maxmemory', '1'), 'OK', 'maxmemory 1');
+    for my $i (1 .. 8) {
+        my $res = post($fast, '/open/x', "sk-t31-oom-$i");
+        is($res->{status}, 200, "request $i: answered (fail open)");
+        ok(unavailable($res), "request $i: redis_unavailable")
+            or diag_res($res);
+    }
+    is($redis->cli('CONFIG', 'SET', 'maxmemory', '0'), 'OK', 'maxmemory 0');
+    my $after = stats($fast);
+    cmp_ok(($after->{redis}{errors} // 0) - ($before->{redis}{errors} // 0),
+        '>=', 8, 'every failed request counted');
+    my @lines = grep { /redis error/ }
+        split /\n/, $fast->error_log_since($mark);
+    is(scalar @lines, 1, 'one log line for eight error replies')
+        or diag(join "\n", @lines);
+    my $res = wait_counted($fast, '/open/x', 'sk-t31-oom-after', 5);
+    ok($res, 'counted again once Redis has memory');
+};
+
 subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
     my $key = 'sk-t31-pause-0003';
     my $res = post($fast, '/open/x', $key);
