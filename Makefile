@@ -93,7 +93,7 @@ test: deps
 
 demo: deps
 	$(MAKE) module
-	@bash tools/demo.sh
+	@perl tools/demo.pl
 
 $(BUILD)/bench_features: bench/bench_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
