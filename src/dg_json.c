@@ -52,6 +52,8 @@ static const unsigned char *dg_json_ws(const unsigned char *p,
     const unsigned char *end);
 static void dg_json_value_init(dg_json_value_t *v);
 static int dg_json_fail(dg_json_t *js, dg_json_value_t *v);
+static int dg_json_item(dg_json_t *js, unsigned object,
+    const unsigned char **pp);
 static int dg_json_close_to(dg_json_t *js, unsigned depth);
 static int dg_json_literal(dg_json_t *js, const unsigned char *p,
     const char *lit, size_t n, dg_json_type_t type, dg_json_value_t *v);
@@ -195,25 +197,29 @@ dg_json_next(dg_json_t *js, dg_json_value_t *v)
 }
 
 
-int
-dg_json_member(dg_json_t *js, dg_json_value_t *key)
+/*
+ * The step that starts every item of a container, which must be of the
+ * kind asked for (object or array): 0 when it closes here, 1 with *pp
+ * past the comma that separates items, -1 on an error.
+ */
+
+static int
+dg_json_item(dg_json_t *js, unsigned object, const unsigned char **pp)
 {
     const unsigned char  *p;
 
-    dg_json_value_init(key);
-
     if (js->error || js->depth == 0
-        || ((js->objects >> (js->depth - 1)) & 1) == 0)
+        || ((js->objects >> (js->depth - 1)) & 1) != object)
     {
-        return dg_json_fail(js, key);
+        return -1;
     }
 
     p = dg_json_ws(js->pos, js->end);
     if (p == js->end) {
-        return dg_json_fail(js, key);
+        return -1;
     }
 
-    if (*p == '}') {
+    if (*p == (object ? '}' : ']')) {
         js->depth--;
         js->first = 0;
         js->pos = p + 1;
@@ -222,11 +228,32 @@ dg_json_member(dg_json_t *js, dg_json_value_t *key)
 
     if (!js->first) {
         if (*p != ',') {
-            return dg_json_fail(js, key);
+            return -1;
         }
 
-        p = dg_json_ws(p + 1, js->end);
+        p++;
     }
+
+    *pp = p;
+
+    return 1;
+}
+
+
+int
+dg_json_member(dg_json_t *js, dg_json_value_t *key)
+{
+    int                   rc;
+    const unsigned char  *p;
+
+    dg_json_value_init(key);
+
+    rc = dg_json_item(js, 1, &p);
+    if (rc <= 0) {
+        return rc == 0 ? 0 : dg_json_fail(js, key);
+    }
+
+    p = dg_json_ws(p, js->end);
 
     if (p == js->end || *p != '"') {
         return dg_json_fail(js, key);
@@ -255,34 +282,14 @@ dg_json_member(dg_json_t *js, dg_json_value_t *key)
 int
 dg_json_element(dg_json_t *js)
 {
+    int                   rc;
     const unsigned char  *p;
-
-    if (js->error || js->depth == 0
-        || ((js->objects >> (js->depth - 1)) & 1) != 0)
-    {
-        return dg_json_fail(js, NULL);
-    }
-
-    p = dg_json_ws(js->pos, js->end);
-    if (p == js->end) {
-        return dg_json_fail(js, NULL);
-    }
-
-    if (*p == ']') {
-        js->depth--;
-        js->first = 0;
-        js->pos = p + 1;
-        return 0;
-    }
 
     /* "[," and "[1,]" are caught by dg_json_next(): no value there */
 
-    if (!js->first) {
-        if (*p != ',') {
-            return dg_json_fail(js, NULL);
-        }
-
-        p++;
+    rc = dg_json_item(js, 0, &p);
+    if (rc <= 0) {
+        return rc == 0 ? 0 : dg_json_fail(js, NULL);
     }
 
     js->first = 0;
