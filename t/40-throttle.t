@@ -227,7 +227,7 @@ subtest 'distill_guard_headers off' => sub {
     my $key = 'sk-t40-quiet-0005';
     my ($r429, @all) = until_refused($ngx, '/quiet/x', $key, 10);
     ok($r429, 'refused') or return;
-    is($r429->{status}, 429, '429');
+    is($r429->{status}, 429, 'refused with 429');
     ok(defined hdr($r429, 'retry-after'), 'Retry-After still sent');
     ok(defined hdr($r429, 'ratelimit'), 'RateLimit still sent');
     my @x = grep { /^x-distill-guard-/ } map { keys %{ $_->{headers} } }
