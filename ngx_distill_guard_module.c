@@ -44,6 +44,7 @@ static ngx_int_t ngx_http_distill_guard_add_header(ngx_http_request_t *r,
     char *name, u_char *value, size_t len);
 static size_t ngx_http_distill_guard_subnet(ngx_http_request_t *r,
     char *buf, size_t size);
+static ngx_uint_t ngx_http_distill_guard_local4(u_char *a);
 static ngx_http_distill_guard_ctx_t *ngx_http_distill_guard_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_distill_guard_cleanup(void *data);
@@ -931,7 +932,13 @@ ngx_http_distill_guard_verdict(ngx_http_request_t *r,
 }
 
 
-/* the client's network: /24 for IPv4, /48 for IPv6 */
+/*
+ * The client's network: /24 for IPv4, /48 for IPv6.  Loopback, private,
+ * shared (carrier NAT) and link-local addresses are left out: seen here
+ * they are a proxy or a load balancer in front of nginx, not the
+ * client's network, and counting them would put every key on one
+ * network (use the realip module to see the client's address).
+ */
 
 static size_t
 ngx_http_distill_guard_subnet(ngx_http_request_t *r, char *buf, size_t size)
@@ -949,7 +956,11 @@ ngx_http_distill_guard_subnet(ngx_http_request_t *r, char *buf, size_t size)
     case AF_INET:
         sin = (struct sockaddr_in *) r->connection->sockaddr;
         a = (u_char *) &sin->sin_addr;
-        p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[0], a[1], a[2]);
+
+        if (!ngx_http_distill_guard_local4(a)) {
+            p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[0], a[1], a[2]);
+        }
+
         break;
 
 #if (NGX_HAVE_INET6)
@@ -958,10 +969,15 @@ ngx_http_distill_guard_subnet(ngx_http_request_t *r, char *buf, size_t size)
         a = sin6->sin6_addr.s6_addr;
 
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[12], a[13],
-                             a[14]);
+            if (!ngx_http_distill_guard_local4(a + 12)) {
+                p = ngx_snprintf(p, size - 1, "%ud.%ud.%ud", a[12], a[13],
+                                 a[14]);
+            }
 
-        } else {
+        } else if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)
+                   && (a[0] & 0xfe) != 0xfc          /* fc00::/7 */
+                   && !(a[0] == 0xfe && (a[1] & 0xc0) == 0x80))
+        {
             p = ngx_snprintf(p, size - 1, "%xd:%xd:%xd",
                              (a[0] << 8) | a[1], (a[2] << 8) | a[3],
                              (a[4] << 8) | a[5]);
@@ -977,6 +993,19 @@ ngx_http_distill_guard_subnet(ngx_http_request_t *r, char *buf, size_t size)
     *p = '\0';
 
     return p - (u_char *) buf;
+}
+
+
+/* 127/8, 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16 */
+
+static ngx_uint_t
+ngx_http_distill_guard_local4(u_char *a)
+{
+    return a[0] == 127 || a[0] == 10
+           || (a[0] == 172 && (a[1] & 0xf0) == 16)
+           || (a[0] == 192 && a[1] == 168)
+           || (a[0] == 100 && (a[1] & 0xc0) == 64)
+           || (a[0] == 169 && a[1] == 254);
 }
 
 

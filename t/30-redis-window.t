@@ -35,7 +35,11 @@ my $http = sub {
     my ($prefix, $window) = @_;
     return http_conf(secret => $SECRET,
         redis => '%%REDIS%% timeout=2s', prefix => $prefix,
-        window => $window, reuseport => 1, locations => [
+        window => $window, reuseport => 1,
+        # a client's own address, as behind a load balancer
+        head => "set_real_ip_from 127.0.0.1;\n"
+              . "real_ip_header X-Forwarded-For;\n",
+        locations => [
             '/v1/' => guarded(),
             # min_requests 1 and a template weight over 1: one templated
             # request alone reaches the throttle threshold
@@ -77,7 +81,7 @@ subtest 'window profile in $distill_guard_features' => sub {
     cmp_ok($w->{bytes}, '>', 0, 'bytes > 0');
     is($w->{bytes}, $res->{vars}{features}{bytes},
         'window bytes = the one request\'s bytes');
-    cmp_ok($w->{subnet_keys}, '>=', 1, 'subnet_keys >= 1');
+    is($w->{subnet_keys}, 0, 'from loopback: no client network counted');
     cmp_ok($w->{template_keys}, '>=', 1, 'template_keys >= 1 (templated)')
         or diag_res($res);
 
@@ -104,7 +108,8 @@ subtest 'window profile in $distill_guard_features' => sub {
 subtest 'template_keys counts the keys sharing a template' => sub {
     my $res;
     for my $k (1 .. 4) {
-        $res = post($ngx, '/v1/x', "sk-t30-fan-$k", templated(100 + $k));
+        $res = post($ngx, '/v1/x', "sk-t30-fan-$k", templated(100 + $k),
+            'X-Forwarded-For' => "198.51.100.$k");
     }
     my $w = window_of($res) or return diag_res($res);
     # the first subtest's key used the same template
@@ -112,8 +117,16 @@ subtest 'template_keys counts the keys sharing a template' => sub {
         or diag_res($res);
     cmp_ok($w->{template_keys}, '<=', 6, 'template_keys <= 6 (HLL, small)')
         or diag_res($res);
-    cmp_ok($w->{subnet_keys}, '>=', 5, 'subnet_keys >= 5 (one network)')
+    is($w->{subnet_keys}, 4, 'subnet_keys 4: the keys from 198.51.100.0/24')
         or diag_res($res);
+
+    # private and carrier-NAT addresses are a proxy's, not a network
+    for my $ip (qw(10.1.2.3 192.168.7.8 172.20.1.1 100.64.9.9)) {
+        my $p = post($ngx, '/v1/x', 'sk-t30-fan-1', templated(100),
+            'X-Forwarded-For' => $ip);
+        my $pw = window_of($p) or return diag_res($p);
+        is($pw->{subnet_keys}, 0, "from $ip: no client network counted");
+    }
     $res = post($ngx, '/v1/x', 'sk-t30-fan-9',
         chat('hi'));
     $w = window_of($res) or return diag_res($res);
@@ -251,8 +264,11 @@ subtest 'Redis keys: layout, TTLs, no raw API key' => sub {
     my $id = key_id('sk-t30-workers-0002');
     ok($d->{"t30:{$id}:w"}, "per-key window t30:{<key id>}:w exists")
         or diag(join "\n", sort keys %$d);
-    ok((grep { /^t30:\{n:127\.0\.0\}:\d+$/ } keys %$d),
-        'client network counter t30:{n:127.0.0}:<bucket>')
+    ok((grep { /^t30:\{n:198\.51\.100\}:\d+$/ } keys %$d),
+        'client network counter t30:{n:198.51.100}:<bucket>')
+        or diag(join "\n", sort keys %$d);
+    ok(!(grep { /^t30:\{n:(?:127|10|192\.168)\./ } keys %$d),
+        'no counter for loopback or private networks')
         or diag(join "\n", sort keys %$d);
     ok((grep { /^t30:\{h:[0-9a-f]+\}:\d+$/ } keys %$d),
         'template head counter t30:{h:<fp>}:<bucket>');

@@ -18,6 +18,14 @@ package Replay::Scenarios;
 # its index, and draws prompts from its own slice of each corpus (so the
 # same prompt is never sent under two scenarios, and --only does not
 # change what a scenario sends).
+# Client addresses (sent in X-Forwarded-For only, never contacted) come
+# from 198.18.0.0/15, the benchmarking range of RFC 2544: the module
+# leaves private and loopback addresses out of its client-network signal,
+# so the simulated clients need addresses it counts.  198.18.1-2: the
+# sweeps; 198.18.10-29: the hydra's networks (198.19.N with --hydra-nets
+# 0); 198.18.50: the mixed key; 198.18.60: the app; 198.18.100-249: one
+# /24 per human user.
+
 use strict;
 use warnings;
 
@@ -339,7 +347,7 @@ sub single_sweep {
     my $draw = drawer($ctx->{c}{alpaca_sweep});
     my @ev = regular_run(prompts => [ map { $draw->() } 1 .. $n ],
         interval => uniform(20, 40), start => uniform(0, 60),
-        ip => '10.30.1.' . irand(2, 254));
+        ip => '198.18.1.' . irand(2, 254));
     return { name => 'sweep-1', key => api_key('sweep'), role => 'attack',
         events => \@ev };
 }
@@ -353,7 +361,7 @@ sub code_sweep {
     my @ev = regular_run(
         prompts => [ map { wrap($tpl, $draw->()) } 1 .. $n ],
         interval => uniform(20, 40), start => uniform(0, 60),
-        ip => '10.30.2.' . irand(2, 254));
+        ip => '198.18.2.' . irand(2, 254));
     return { name => 'code-1', key => api_key('code'), role => 'attack',
         template => $tpl, events => \@ev };
 }
@@ -368,8 +376,8 @@ sub hydra {
     my $nets = $ctx->{hydra_nets};
     my @keys;
     for my $i (1 .. $nkeys) {
-        my $net = $nets > 0 ? sprintf('10.40.%d', int rand $nets)
-            : sprintf('10.%d.%d', 41 + int(($i - 1) / 250), ($i - 1) % 250);
+        my $net = $nets > 0 ? sprintf('198.18.%d', 10 + int rand $nets)
+            : sprintf('198.19.%d', ($i - 1) % 256);
         my $n = irand(8, 14);
         my @ev = regular_run(
             prompts => [ map { wrap($tpl, $draw->()) } 1 .. $n ],
@@ -392,7 +400,7 @@ sub mixed_key {
     # campaign: a template different from the hydra's, regular pacing
     my $tpl = $TEMPLATES[ ($ctx->{seed} + 2) % @TEMPLATES ];
     my $draw = drawer($c->{alpaca_mixed});
-    my @ips = map { "10.50.0.$_" } 10, 11;
+    my @ips = map { "198.18.50.$_" } 10, 11;
     my @camp = regular_run(
         prompts => [ map { wrap($tpl, $draw->()) } 1 .. $n ],
         interval => $span / $n, start => uniform(0, 120), ip => $ips[0]);
@@ -422,8 +430,8 @@ sub human_users {
         my @ev = human_key_events(next_prompt => $drawers{$src},
             span => $ctx->{span},
             system => chance(0.3) ? 'You are a helpful assistant.' : undef,
-            ip => sprintf('10.%d.%d.%d', 10 + int(($i - 1) / 250),
-                ($i - 1) % 250, irand(2, 254)));
+            ip => sprintf('198.18.%d.%d', 100 + ($i - 1) % 150,
+                irand(2, 254)));
         push @keys, { name => sprintf('human-%03d', $i),
             key => api_key('user'), role => 'benign', source => $src,
             events => \@ev };
@@ -441,7 +449,7 @@ sub product_app {
         . 'short code example when it helps. Politely decline questions '
         . 'that are not about programming.';
     my @qs = @{ $ctx->{c}{product} };
-    my @ips = map { "10.20.0.$_" } 11 .. 13;
+    my @ips = map { "198.18.60.$_" } 11 .. 13;
     # Poisson arrivals over the run: given their number, uniform times
     my @times = sort { $a <=> $b } map { rand $ctx->{span} } 1 .. $n;
     my @ev;
