@@ -790,7 +790,6 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
             ctx->status = dlcf->reject_status;
 
         } else {
-            ctx->would_refuse = 1;
             ctx->action = NGX_DG_ACTION_TAG;
             ngx_dg_count(would_refuse);
         }

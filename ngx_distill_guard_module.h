@@ -159,7 +159,6 @@ typedef struct {
     ngx_uint_t                  action;
     ngx_int_t                   status;     /* refusal status, or 0 */
     ngx_uint_t                  refused;    /* NGX_DG_REFUSED_* */
-    ngx_uint_t                  would_refuse;
     ngx_msec_t                  retry;      /* Retry-After, ms */
     ngx_uint_t                  remaining;
     ngx_dg_rate_t              *limit;      /* the limit that refused */
