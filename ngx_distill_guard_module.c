@@ -9,6 +9,7 @@
 
 #include "ngx_distill_guard_module.h"
 #include "dg_key.h"
+#include "dg_policy.h"
 #include "dg_state.h"
 
 
@@ -35,9 +36,10 @@ static void ngx_http_distill_guard_unavailable(
     ngx_http_distill_guard_ctx_t *ctx);
 static void ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
-static ngx_uint_t ngx_http_distill_guard_transition(ngx_http_request_t *r,
-    ngx_http_distill_guard_ctx_t *ctx,
-    ngx_http_distill_guard_loc_conf_t *dlcf);
+static void ngx_http_distill_guard_state(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx, dg_verdict_t *v);
+static void ngx_http_distill_guard_conversation(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_verdict(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_add_header(ngx_http_request_t *r,
@@ -302,14 +304,6 @@ static ngx_http_variable_t  ngx_http_distill_guard_vars[] = {
 };
 
 
-static ngx_str_t  ngx_http_distill_guard_actions[] = {
-    ngx_string("pass"),
-    ngx_string("tag"),
-    ngx_string("throttle"),
-    ngx_string("skip")
-};
-
-
 static ngx_str_t  ngx_http_distill_guard_policies[] = {
     ngx_string("rate"),
     ngx_string("throttle")
@@ -407,7 +401,7 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
         key = (u_char *) dg_key_normalize((char *) value.data, &len);
 
         if (len == 0) {
-            ctx->action = NGX_DG_ACTION_SKIP;
+            ctx->action = DG_ACTION_SKIP;
             ctx->state = NGX_DG_STATE_DONE;
             ngx_dg_count(skipped);
             return NGX_OK;
@@ -427,7 +421,7 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
             }
 
             if (value.len && (value.len > 1 || value.data[0] != '0')) {
-                ctx->action = NGX_DG_ACTION_SKIP;
+                ctx->action = DG_ACTION_SKIP;
                 ctx->state = NGX_DG_STATE_DONE;
                 ngx_dg_count(skipped);
                 return NGX_OK;
@@ -743,145 +737,123 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
     ngx_int_t                           rc;
-    ngx_uint_t                          refused, key_state;
+    dg_refused_t                        local;
+    dg_verdict_t                        v;
+    dg_policy_conf_t                    pc;
     ngx_http_distill_guard_loc_conf_t  *dlcf;
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
 
     ctx->state = NGX_DG_STATE_DONE;
-    ctx->action = NGX_DG_ACTION_PASS;
-    refused = NGX_DG_REFUSED_NONE;
-    key_state = NGX_DG_ACTION_PASS;
+    local = DG_REFUSED_NONE;
 
     if (ctx->have_profile) {
         dg_score_compute(&ctx->score, &dlcf->score, &ctx->profile,
                          &ctx->features);
 
-        refused = (ngx_uint_t) ctx->profile.refused;
         ctx->retry = (ngx_msec_t) ctx->profile.retry_ms;
         ctx->remaining = (ngx_uint_t) ctx->profile.remaining;
 
-        key_state = ngx_http_distill_guard_transition(r, ctx, dlcf);
-
     } else {
-        if (ctx->redis_unavailable) {
-            ctx->score.signals |= 1u << DG_SIG_REDIS_UNAVAILABLE;
-        }
-
         /* Redis is away: this node's own memory of penalties and rates */
         rc = ngx_dg_limit_check(ctx->key_id, &dlcf->throttle, &dlcf->rate,
                                 &ctx->retry, &ctx->remaining);
 
-        if (rc == NGX_BUSY) {
-            refused = NGX_DG_REFUSED_THROTTLE;
-
-        } else if (rc == NGX_DECLINED) {
-            refused = NGX_DG_REFUSED_RATE;
-        }
+        local = (rc == NGX_BUSY) ? DG_REFUSED_THROTTLE
+                : (rc == NGX_DECLINED) ? DG_REFUSED_RATE : DG_REFUSED_NONE;
     }
 
-    if (refused != NGX_DG_REFUSED_NONE) {
-        ctx->limit = (refused == NGX_DG_REFUSED_RATE) ? &dlcf->rate
-                                                       : &dlcf->throttle;
+    pc.tag_milli = (uint32_t) dlcf->tag_threshold;
+    pc.throttle_milli = (uint32_t) dlcf->throttle_threshold;
+    pc.penalty_ms = dlcf->penalty;
+    pc.throttle_ms = dlcf->throttle.period;
+    pc.shadow = (dlcf->mode == NGX_DG_MODE_SHADOW);
+    pc.fail_closed = (dlcf->fail == NGX_DG_FAIL_CLOSED);
 
-        if (dlcf->mode == NGX_DG_MODE_ENFORCE) {
-            ctx->refused = refused;
-            ctx->action = NGX_DG_ACTION_THROTTLE;
-            ctx->status = dlcf->reject_status;
+    dg_policy_decide(&v, &pc, &ctx->score,
+                     ctx->have_profile ? &ctx->profile : NULL, local,
+                     ctx->redis_unavailable);
 
-        } else {
-            ctx->action = NGX_DG_ACTION_TAG;
-            ngx_dg_count(would_refuse);
-        }
+    ctx->action = v.action;
+    ctx->signals = v.signals;
 
-    } else if (ctx->score.score_milli >= dlcf->tag_threshold
-               || key_state != NGX_DG_ACTION_PASS)
-    {
-        ctx->action = NGX_DG_ACTION_TAG;
+    if (v.refused != DG_REFUSED_NONE) {
+        ctx->limit = (v.refused == DG_REFUSED_RATE) ? &dlcf->rate
+                                                     : &dlcf->throttle;
     }
 
-    if (ctx->redis_unavailable && dlcf->fail == NGX_DG_FAIL_CLOSED
-        && ctx->action != NGX_DG_ACTION_THROTTLE)
-    {
-        ctx->action = NGX_DG_ACTION_THROTTLE;
+    if (v.refuse) {
+        ctx->refused = v.refused;
+        ctx->status = dlcf->reject_status;
+
+    } else if (v.unavailable) {
         ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    if (v.mirror) {
+        ngx_dg_limit_mirror(ctx->key_id, (ngx_msec_t) v.mirror_penalty_ms,
+                            (ngx_msec_t) v.mirror_next_ms);
+    }
+
+    if (v.write_state) {
+        ngx_http_distill_guard_state(r, ctx, &v);
+    }
+
+    if (ctx->have_profile
+        && ctx->profile.provenance == DG_PROVENANCE_VERIFIED
+        && ctx->features.prior_first)
+    {
+        ngx_http_distill_guard_conversation(r, ctx);
+    }
+
+    if (v.would_refuse) {
+        ngx_dg_count(would_refuse);
     }
 
     switch (ctx->action) {
 
-    case NGX_DG_ACTION_TAG:
+    case DG_ACTION_TAG:
         ngx_dg_count(tagged);
         break;
 
-    case NGX_DG_ACTION_THROTTLE:
+    case DG_ACTION_THROTTLE:
         ngx_dg_count(refused);
+        ngx_dg_count(throttled);
+        break;
 
-        if (ctx->refused) {
-            ngx_dg_count(throttled);
-        }
-
+    case DG_ACTION_UNAVAILABLE:
+        ngx_dg_count(refused);
+        ngx_dg_count(unavailable);
         break;
 
     default:
         ngx_dg_count(passed);
     }
+
+    ngx_dg_stats_signals(ctx->signals);
 }
 
 
 /*
- * Moves the key between pass, tag and throttle as its score says, and
- * tells Redis when it does: the state and penalty for every node, the
- * flagged set and the events stream for operators.  These writes are
- * sent without waiting for their replies, and only on a change (or to
- * renew a penalty half gone), so a request still costs one round trip.
+ * Tells Redis of the key's change of state: the state and penalty for
+ * every node, the flagged set and the events stream for operators.
+ * These writes are sent without waiting for their replies, and only on
+ * a change (or to renew a penalty half gone), so a request still costs
+ * one round trip.
  */
 
-static ngx_uint_t
-ngx_http_distill_guard_transition(ngx_http_request_t *r,
-    ngx_http_distill_guard_ctx_t *ctx, ngx_http_distill_guard_loc_conf_t *dlcf)
+static void
+ngx_http_distill_guard_state(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx, dg_verdict_t *v)
 {
-    char                                 signals[128];
+    char                                 signals[DG_SIGNALS_STR_MAX];
     dg_cmd_t                             cmd;
-    ngx_msec_t                           next;
-    ngx_uint_t                           from, to, renew, i;
+    ngx_uint_t                           i;
     dg_state_req_t                       sr;
+    ngx_http_distill_guard_loc_conf_t   *dlcf;
     ngx_http_distill_guard_main_conf_t  *dmcf;
 
-    from = (ngx_uint_t) ctx->profile.state;
-    renew = 0;
-
-    if (ctx->score.score_milli >= dlcf->throttle_threshold) {
-        to = NGX_DG_ACTION_THROTTLE;
-        renew = (ngx_msec_t) ctx->profile.penalty_ms < dlcf->penalty / 2;
-
-    } else if (ctx->profile.penalty_ms > 0) {
-        to = NGX_DG_ACTION_THROTTLE;
-
-    } else if (ctx->score.score_milli >= dlcf->tag_threshold) {
-        to = NGX_DG_ACTION_TAG;
-
-    } else {
-        to = NGX_DG_ACTION_PASS;
-    }
-
-    if (to == NGX_DG_ACTION_THROTTLE) {
-        /* when Redis lets the key's next request through */
-        next = (ctx->profile.refused == NGX_DG_REFUSED_THROTTLE)
-               ? (ngx_msec_t) ctx->profile.retry_ms
-               : (ctx->profile.penalty_ms ? dlcf->throttle.period : 0);
-
-        ngx_dg_limit_mirror(ctx->key_id, renew ? dlcf->penalty
-                                         : (ngx_msec_t) ctx->profile.penalty_ms,
-                            next);
-
-    } else if (from == NGX_DG_ACTION_THROTTLE) {
-        ngx_dg_limit_mirror(ctx->key_id, 0, 0);
-    }
-
-    if (to == from && !renew) {
-        return to;
-    }
-
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
     dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
 
     (void) dg_signals_str(ctx->score.signals, signals, sizeof(signals));
@@ -889,33 +861,76 @@ ngx_http_distill_guard_transition(ngx_http_request_t *r,
     sr.prefix = (char *) dmcf->prefix.data;
     sr.prefix_len = dmcf->prefix.len;
     sr.key_id = ctx->key_id;
-    sr.from = (int) from;
-    sr.to = (int) to;
+    sr.from = v->from;
+    sr.to = v->to;
     sr.score_milli = ctx->score.score_milli;
     sr.signals = signals;
     sr.now_ms = (uint64_t) ctx->profile.now_ms;
-    sr.penalty_ms = (to == NGX_DG_ACTION_THROTTLE && (renew || from != to))
-                    ? dlcf->penalty : 0;
+    sr.penalty_ms = v->penalty_ms;
+    sr.throttle_ms = dlcf->throttle.period;
     sr.ttl_ms = ngx_max(dmcf->window, dlcf->penalty);
 
-    for (i = 0; dg_state_cmd(&cmd, &sr, i) == 0; i++) {
+    for (i = 0; i < DG_STATE_CMDS; i++) {
+        if (dg_state_cmd(&cmd, &sr, i) == 0) {
+            ngx_dg_redis_fire(&cmd);
+        }
+    }
+
+    if (v->from == v->to) {
+        return;
+    }
+
+    ngx_dg_count(state_changes);
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "distill_guard: key %s %s -> %s, score %ui.%03ui, "
+                  "signals \"%s\"%s", ctx->key_id,
+                  dg_action_name(v->from), dg_action_name(v->to),
+                  (ngx_uint_t) ctx->score.score_milli / 1000,
+                  (ngx_uint_t) ctx->score.score_milli % 1000, signals,
+                  dlcf->mode == NGX_DG_MODE_SHADOW ? " (shadow)" : "");
+}
+
+
+/*
+ * A verified conversation's first follow-up: its opening's template is
+ * a frame this key really uses in conversations, which is what tells an
+ * app's frame from a campaign's wrapper (src/dg_score.c).
+ */
+
+static void
+ngx_http_distill_guard_conversation(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    dg_cmd_t                             cmd;
+    ngx_time_t                          *tp;
+    dg_window_req_t                      req;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
+
+    ngx_memzero(&req, sizeof(dg_window_req_t));
+
+    tp = ngx_timeofday();
+
+    req.prefix = (char *) dmcf->prefix.data;
+    req.prefix_len = dmcf->prefix.len;
+    req.key_id = ctx->key_id;
+    req.window_ms = dmcf->window;
+    req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+    req.features = &ctx->features;
+
+    if (dg_fanout_conv_cmd(&cmd, &req, DG_FANOUT_HEAD, dmcf->fanout_sha)
+        == 0)
+    {
         ngx_dg_redis_fire(&cmd);
     }
 
-    if (from != to) {
-        ngx_dg_count(state_changes);
-
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "distill_guard: key %s %V -> %V, score %ui.%03ui, "
-                      "signals \"%s\"%s", ctx->key_id,
-                      &ngx_http_distill_guard_actions[from],
-                      &ngx_http_distill_guard_actions[to],
-                      (ngx_uint_t) ctx->score.score_milli / 1000,
-                      (ngx_uint_t) ctx->score.score_milli % 1000, signals,
-                      dlcf->mode == NGX_DG_MODE_SHADOW ? " (shadow)" : "");
+    if (dg_fanout_conv_cmd(&cmd, &req, DG_FANOUT_TAIL, dmcf->fanout_sha)
+        == 0)
+    {
+        ngx_dg_redis_fire(&cmd);
     }
-
-    return to;
 }
 
 
@@ -1093,7 +1108,7 @@ ngx_http_distill_guard_header_filter(ngx_http_request_t *r)
         }
 
         /* draft-ietf-httpapi-ratelimit-headers: quota and what is left */
-        name = (ctx->refused == NGX_DG_REFUSED_RATE)
+        name = (ctx->refused == DG_REFUSED_RATE)
                ? &ngx_http_distill_guard_policies[0]
                : &ngx_http_distill_guard_policies[1];
         window = ctx->limit->per;
@@ -1169,7 +1184,7 @@ ngx_http_distill_guard_variable(ngx_http_request_t *r,
 {
     u_char                        *p;
     size_t                         len;
-    char                           window[512];
+    char                           window[DG_PROFILE_JSON_MAX];
     ngx_http_distill_guard_ctx_t  *ctx;
 
     ctx = (r == r->main) ? ngx_http_distill_guard_get_ctx(r)
@@ -1184,8 +1199,8 @@ ngx_http_distill_guard_variable(ngx_http_request_t *r,
 
     if (ctx == NULL || ctx->state != NGX_DG_STATE_DONE) {
         if (data == NGX_DG_VAR_ACTION) {
-            v->data = ngx_http_distill_guard_actions[NGX_DG_ACTION_SKIP].data;
-            v->len = ngx_http_distill_guard_actions[NGX_DG_ACTION_SKIP].len;
+            v->data = (u_char *) dg_action_name(DG_ACTION_SKIP);
+            v->len = ngx_strlen(v->data);
             goto found;
         }
 
@@ -1197,7 +1212,7 @@ ngx_http_distill_guard_variable(ngx_http_request_t *r,
 
     case NGX_DG_VAR_FEATURES:
 
-        if (ctx->action == NGX_DG_ACTION_SKIP) {
+        if (ctx->action == DG_ACTION_SKIP) {
             v->not_found = 1;
             return NGX_OK;
         }
@@ -1239,17 +1254,18 @@ ngx_http_distill_guard_variable(ngx_http_request_t *r,
         break;
 
     case NGX_DG_VAR_ACTION:
-        v->data = ngx_http_distill_guard_actions[ctx->action].data;
-        v->len = ngx_http_distill_guard_actions[ctx->action].len;
+        v->data = (u_char *) dg_action_name(ctx->action);
+        v->len = ngx_strlen(v->data);
         break;
 
     case NGX_DG_VAR_SIGNALS:
-        p = ngx_pnalloc(r->pool, 128);
+        p = ngx_pnalloc(r->pool, DG_SIGNALS_STR_MAX);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        v->len = dg_signals_str(ctx->score.signals, (char *) p, 128);
+        v->len = dg_signals_str(ctx->signals, (char *) p,
+                                DG_SIGNALS_STR_MAX);
         v->data = p;
         break;
 

@@ -13,15 +13,11 @@
 #include "dg_features.h"
 #include "dg_window.h"
 #include "dg_score.h"
+#include "dg_policy.h"
 
 
 #define NGX_DG_FAIL_OPEN            0
 #define NGX_DG_FAIL_CLOSED          1
-
-#define NGX_DG_ACTION_PASS          0
-#define NGX_DG_ACTION_TAG           1
-#define NGX_DG_ACTION_THROTTLE      2
-#define NGX_DG_ACTION_SKIP          3
 
 #define NGX_DG_MAX_WORKERS          64
 #define NGX_DG_BODY_MAX_LIMIT       (16 * 1024 * 1024)
@@ -48,6 +44,7 @@ typedef struct {
     ngx_atomic_t                tagged;
     ngx_atomic_t                throttled;
     ngx_atomic_t                refused;
+    ngx_atomic_t                unavailable;    /* fail closed: 503 */
     ngx_atomic_t                would_refuse;
     ngx_atomic_t                state_changes;
     ngx_atomic_t                skipped;
@@ -57,6 +54,7 @@ typedef struct {
     ngx_atomic_t                redis_unavailable;
     ngx_atomic_t                redis_replies;
     ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                signals[DG_SIG_N];
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
     ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
 } ngx_dg_stats_t;
@@ -119,10 +117,6 @@ typedef struct {
 #define NGX_DG_MODE_ENFORCE         0
 #define NGX_DG_MODE_SHADOW          1
 
-#define NGX_DG_REFUSED_NONE         0
-#define NGX_DG_REFUSED_THROTTLE     1
-#define NGX_DG_REFUSED_RATE         2
-
 
 typedef struct ngx_dg_op_s  ngx_dg_op_t;
 
@@ -156,9 +150,11 @@ typedef struct {
     unsigned                    body_done:1;
     unsigned                    have_profile:1;
     unsigned                    redis_unavailable:1;
-    ngx_uint_t                  action;
+    dg_action_t                 action;
     ngx_int_t                   status;     /* refusal status, or 0 */
-    ngx_uint_t                  refused;    /* NGX_DG_REFUSED_* */
+    dg_refused_t                refused;    /* the limit that refused */
+    uint32_t                    signals;    /* the verdict's: score signals
+                                               and reasons */
     ngx_msec_t                  retry;      /* Retry-After, ms */
     ngx_uint_t                  remaining;
     ngx_dg_rate_t              *limit;      /* the limit that refused */
@@ -224,6 +220,7 @@ ngx_dg_stats_t *ngx_dg_stats(void);
 void ngx_dg_stats_latency(uint64_t us);
 uint64_t ngx_dg_now_us(void);
 void ngx_dg_stats_worker_state(ngx_uint_t state);
+void ngx_dg_stats_signals(uint32_t signals);
 char *ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

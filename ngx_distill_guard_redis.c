@@ -26,10 +26,8 @@
 #define NGX_DG_BACKOFF_MIN          100
 #define NGX_DG_BACKOFF_MAX          5000
 
-#define NGX_DG_KIND_WINDOW          0
-#define NGX_DG_KIND_HEAD            1
-#define NGX_DG_KIND_TAIL            2
-#define NGX_DG_KIND_SUBNET          3
+/* what a reply answers: a dg_fanout_t, or the window */
+#define NGX_DG_KIND_WINDOW          DG_FANOUT_N
 
 
 typedef struct {
@@ -626,9 +624,11 @@ ngx_dg_redis_send(ngx_dg_op_t *op)
         return NGX_DECLINED;
     }
 
-    for (kind = NGX_DG_KIND_WINDOW; kind <= NGX_DG_KIND_SUBNET; kind++) {
-        if (ngx_dg_redis_queue(op, kind, 0) == NGX_ERROR) {
-            break;
+    if (ngx_dg_redis_queue(op, NGX_DG_KIND_WINDOW, 0) != NGX_ERROR) {
+        for (kind = 0; kind < DG_FANOUT_N; kind++) {
+            if (ngx_dg_redis_queue(op, kind, 0) == NGX_ERROR) {
+                break;
+            }
         }
     }
 
@@ -696,7 +696,12 @@ ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         ngx_dg_count(redis_errors);
-        ngx_dg_redis_log_error(" (state write)", reply);
+
+        /* a conversation count after a script flush: the next fan-out
+         * command loads the script again */
+        if (reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0) {
+            ngx_dg_redis_log_error(" (state write)", reply);
+        }
     }
 }
 
@@ -723,7 +728,7 @@ ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind, ngx_uint_t eval)
 
     } else {
         sha = eval ? NULL : dmcf->fanout_sha;
-        rc = dg_fanout_cmd(&cmd, &op->req, (dg_fanout_t) (kind - 1), sha);
+        rc = dg_fanout_cmd(&cmd, &op->req, (dg_fanout_t) kind, sha);
     }
 
     if (rc == 1) {
@@ -752,7 +757,7 @@ static void
 ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     size_t        i, n;
-    int64_t       v[DG_PROF_NFIELDS + 8];
+    int64_t       v[DG_REPLY_NFIELDS + 8];
     uint64_t      us;
     ngx_uint_t    kind;
     redisReply   *reply;
@@ -807,14 +812,15 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             op->errors++;
         }
 
-    } else if (reply->type == REDIS_REPLY_INTEGER) {
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        n = ngx_min(reply->elements, 2);
 
-        if (kind == NGX_DG_KIND_SUBNET) {
-            op->profile.subnet_keys = reply->integer;
-
-        } else if (reply->integer > op->profile.template_keys) {
-            op->profile.template_keys = reply->integer;
+        for (i = 0; i < n; i++) {
+            v[i] = reply->element[i]->type == REDIS_REPLY_INTEGER
+                   ? reply->element[i]->integer : 0;
         }
+
+        (void) dg_fanout_reply(&op->profile, (dg_fanout_t) kind, v, n);
     }
 
     if (--op->pending) {

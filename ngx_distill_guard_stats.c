@@ -99,6 +99,25 @@ ngx_dg_stats_latency(uint64_t us)
 }
 
 
+/* how often each signal and reason was behind a verdict */
+
+void
+ngx_dg_stats_signals(uint32_t signals)
+{
+    ngx_uint_t  i;
+
+    if (ngx_dg_stats_ptr == NULL) {
+        return;
+    }
+
+    for (i = 0; signals && i < DG_SIG_N; i++, signals >>= 1) {
+        if (signals & 1) {
+            (void) ngx_atomic_fetch_add(&ngx_dg_stats_ptr->signals[i], 1);
+        }
+    }
+}
+
+
 void
 ngx_dg_stats_worker_state(ngx_uint_t state)
 {
@@ -252,10 +271,25 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
 {
     char        *text;
     u_char      *p;
-    json_t      *root, *redis;
-    ngx_uint_t   w[3];
+    json_t      *root, *redis, *sig;
+    ngx_uint_t   i, w[3];
 
     ngx_dg_stats_workers(st, w);
+
+    sig = json_object();
+    if (sig == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < DG_SIG_N; i++) {
+        if (json_object_set_new(sig, dg_signal_name((dg_signal_t) i),
+                                json_integer((json_int_t) st->signals[i]))
+            != 0)
+        {
+            json_decref(sig);
+            return NULL;
+        }
+    }
 
     redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                       "errors", (json_int_t) st->redis_errors,
@@ -270,16 +304,19 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
                       "workers_connecting", (json_int_t) w[1],
                       "workers_down", (json_int_t) w[0]);
 
-    root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+    root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                     " s:o, s:o}",
                      "requests", (json_int_t) st->requests,
                      "passed", (json_int_t) st->passed,
                      "tagged", (json_int_t) st->tagged,
                      "throttled", (json_int_t) st->throttled,
+                     "unavailable", (json_int_t) st->unavailable,
                      "refused", (json_int_t) st->refused,
                      "would_refuse", (json_int_t) st->would_refuse,
                      "skipped", (json_int_t) st->skipped,
                      "truncated", (json_int_t) st->truncated,
                      "state_changes", (json_int_t) st->state_changes,
+                     "signals", sig,
                      "redis", redis);
     if (root == NULL) {
         return NULL;
@@ -310,23 +347,26 @@ static u_char *
 ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
     size_t *len)
 {
-    u_char      *p, *last;
-    ngx_uint_t   w[3];
+    u_char      *p, *last, *end;
+    ngx_uint_t   i, w[3];
 
     ngx_dg_stats_workers(st, w);
 
-    p = ngx_pnalloc(r->pool, 4096);
+    p = ngx_pnalloc(r->pool, 8192);
     if (p == NULL) {
         return NULL;
     }
 
-    last = ngx_snprintf(p, 4096,
+    end = p + 8192;
+
+    last = ngx_snprintf(p, end - p,
         "# HELP distill_guard_requests_total Requests by outcome.\n"
         "# TYPE distill_guard_requests_total counter\n"
         "distill_guard_requests_total{action=\"pass\"} %uA\n"
         "distill_guard_requests_total{action=\"tag\"} %uA\n"
         "distill_guard_requests_total{action=\"throttle\"} %uA\n"
         "distill_guard_requests_total{action=\"skip\"} %uA\n"
+        "distill_guard_requests_total{action=\"unavailable\"} %uA\n"
         "# HELP distill_guard_seen_total Requests seen by the module.\n"
         "# TYPE distill_guard_seen_total counter\n"
         "distill_guard_seen_total %uA\n"
@@ -360,12 +400,24 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "distill_guard_redis_workers{state=\"ready\"} %ui\n"
         "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
         "distill_guard_redis_workers{state=\"down\"} %ui\n",
-        st->passed, st->tagged, st->throttled, st->skipped, st->requests,
+        st->passed, st->tagged, st->throttled, st->skipped,
+        st->unavailable, st->requests,
         st->refused, st->would_refuse, st->state_changes, st->truncated,
         st->redis_errors, st->redis_timeouts,
         st->redis_unavailable, st->redis_reconnects,
         ngx_dg_stats_percentile(st, 50), ngx_dg_stats_percentile(st, 99),
         w[2], w[1], w[0]);
+
+    last = ngx_snprintf(last, end - last,
+        "# HELP distill_guard_signals_total Verdicts a signal or reason "
+        "was behind.\n"
+        "# TYPE distill_guard_signals_total counter\n");
+
+    for (i = 0; i < DG_SIG_N; i++) {
+        last = ngx_snprintf(last, end - last,
+                            "distill_guard_signals_total{signal=\"%s\"} %uA\n",
+                            dg_signal_name((dg_signal_t) i), st->signals[i]);
+    }
 
     *len = last - p;
 

@@ -81,6 +81,7 @@ dg_fuzz_same(const dg_prompt_t *p, const dg_prompt_t *r)
         || p->max_tokens != r->max_tokens
         || p->has_temperature != r->has_temperature
         || p->temperature_milli != r->temperature_milli
+        || p->has_prior != r->has_prior
         || (p->first_user.data == p->user.data)
            != (r->first_user.data == r->user.data))
     {
@@ -89,6 +90,7 @@ dg_fuzz_same(const dg_prompt_t *p, const dg_prompt_t *r)
 
     dg_fuzz_same_str(&p->user, &r->user);
     dg_fuzz_same_str(&p->first_user, &r->first_user);
+    dg_fuzz_same_str(&p->prior, &r->prior);
     dg_fuzz_same_str(&p->system, &r->system);
 }
 
@@ -227,7 +229,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     volatile char       sink;
     size_t              i, len;
     dg_prompt_t         p, r;
-    const dg_str_t     *s[3];
+    const dg_str_t     *s[4];
 
     body = malloc(size ? size : 1);
     scratch = malloc(size + 1);
@@ -245,8 +247,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s[0] = &p.user;
     s[1] = &p.first_user;
     s[2] = &p.system;
+    s[3] = &p.prior;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < 4; i++) {
         dg_fuzz_check_str(s[i], body, size, scratch, size + 1);
 
         /* touch every byte: ASan catches what the bounds check missed */
@@ -275,6 +278,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (p.fallback
             || p.system.len + p.user.len
                + (p.first_user.data != p.user.data ? p.first_user.len : 0)
+               + (p.prior.data != p.user.data
+                  && p.prior.data != p.first_user.data ? p.prior.len : 0)
                > size + 1)
         {
             abort();

@@ -1,6 +1,7 @@
 --[[
 distill-guard: how many distinct API keys share one value (a template
-head or tail fingerprint, a client network) in about a window.
+head or tail fingerprint, a client network) in about a window, and how
+many of those keys held verified conversations that opened with it.
 
 Time is cut into buckets of window_ms, numbered floor(now_ms / window_ms)
 by the gateway.  The HyperLogLog of bucket b holds the key ids seen in
@@ -10,19 +11,31 @@ which Redis answers from the HLL's cached cardinality; a PFCOUNT of two
 keys would merge 16384 registers on every call (about 50 us once the
 HLLs are dense).
 
+Mode "count" (a one-shot request whose template or network this is):
+
 KEYS[1]  <prefix>:{<tag>}:<bucket>        current bucket (HyperLogLog)
 KEYS[2]  <prefix>:{<tag>}:<bucket + 1>    next bucket
-         <tag> is h:<head hex>, t:<tail hex> or n:<network>; both keys
+KEYS[3]  <prefix>:{<tag>}:c<bucket>       the conversation HLL of the
+                                          current bucket (read only)
+         <tag> is h:<head hex>, t:<tail hex> or n:<network>; all keys
          carry the same hash tag (one Redis Cluster slot)
+
+Mode "conv" (a key's verified conversation opened with this template):
+
+KEYS[1]  <prefix>:{<tag>}:c<bucket>       the conversation HLLs, kept
+KEYS[2]  <prefix>:{<tag>}:c<bucket + 1>   the same way
 
 ARGV[1]  key_id     the requesting key's id
 ARGV[2]  window_ms  the bucket width; the current bucket is kept one
                     window, the next one two
+ARGV[3]  mode       "count" (also when absent) or "conv"
 
-Reply: the estimated number of distinct key ids seen since the start of
-the previous bucket: over the last window_ms plus the time since the
-current bucket started, i.e. between one and two windows.  HyperLogLog
-estimate: standard error 0.81 %, close to exact for small counts.
+Reply, mode count: { distinct key ids seen since the start of the
+previous bucket, distinct key ids among them that held a verified
+conversation opened with this value (0 for networks) }.  That is over
+the last window_ms plus the time since the current bucket started,
+i.e. between one and two windows.  HyperLogLog estimates: standard
+error 0.81 %, close to exact for small counts.  Mode conv: 0.
 ]]
 
 local window = tonumber(ARGV[2])
@@ -36,4 +49,13 @@ redis.call('PEXPIRE', KEYS[1], window)
 redis.call('PFADD', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], 2 * window)
 
-return redis.call('PFCOUNT', KEYS[1])
+if ARGV[3] == 'conv' then
+    return 0
+end
+
+local conv = 0
+if KEYS[3] then
+    conv = redis.call('PFCOUNT', KEYS[3])
+end
+
+return { redis.call('PFCOUNT', KEYS[1]), conv }

@@ -692,9 +692,11 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
     size_t                i, n;
     uint32_t              hist[256];
     dg_scan_t             s;
+    dg_features_t         conv;
     const unsigned char  *text;
 
     memset(f, 0, sizeof(dg_features_t));
+    memset(&conv, 0, sizeof(dg_features_t));
     memset(hist, 0, sizeof(hist));
 
     text = (const unsigned char *) p->user.data;
@@ -719,11 +721,17 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
 
     dg_tmpl_end(&s, f);
 
+    f->topic_last = f->topic;
+    f->sent = dg_text_fp(p->user.data, p->user.len);
+
     /*
      * A conversation is about what it opened with: "why?" or "make it
      * shorter" carry no topic of their own.  Taking every turn's topic
      * from the first user turn keeps a person holding a few
      * conversations on a few topics, however many follow-ups they send.
+     * The window script takes this topic only when the history is
+     * verified or fabricated: topic_last is kept for the others.  The
+     * first turn's template is the frame the conversation opened with.
      */
     if (p->turns > 1 && p->first_user.len > 0
         && p->first_user.data != p->user.data)
@@ -731,6 +739,26 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
         dg_scan_text(&s, (const unsigned char *) p->first_user.data,
                      p->first_user.len);
         f->topic = dg_topic_end(&s.topic);
+
+        if (p->has_prior) {
+            dg_tmpl_end(&s, &conv);
+            f->conv_head = conv.template_head;
+            f->conv_tail = conv.template_tail;
+        }
+
+    } else if (p->has_prior) {
+        f->conv_head = f->template_head;
+        f->conv_tail = f->template_tail;
+    }
+
+    if (p->has_prior) {
+        f->prior = dg_text_fp(p->prior.data, p->prior.len);
+        f->prior_first = (p->prior.data == p->first_user.data);
+        f->history = (uint32_t) dg_mix64(
+                         ((uint64_t) dg_text_fp(p->first_user.data,
+                                                p->first_user.len) << 32
+                          | f->prior) ^ ((uint64_t) p->turns << 17));
+        f->history += (f->history == 0);
     }
 
     f->turns = p->turns;
@@ -743,6 +771,31 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
     if (p->system.len > 0) {
         f->cot += dg_cot_count(cot, p->system.data, p->system.len);
     }
+}
+
+
+uint32_t
+dg_text_fp(const char *text, size_t len)
+{
+    size_t          i;
+    uint64_t        h;
+    unsigned char   c;
+
+    h = 0xcbf29ce484222325ULL;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) text[i];
+
+        if (c <= ' ') {
+            continue;
+        }
+
+        h = (h ^ c) * 0x100000001b3ULL;
+    }
+
+    h = dg_mix64(h);
+
+    return (uint32_t) (h >> 32) ? (uint32_t) (h >> 32) : 1;
 }
 
 

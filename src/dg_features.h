@@ -28,13 +28,29 @@ typedef struct {
     uint32_t            template_head;  /* fingerprint of the fixed head of a
                                            templated prompt; 0: none */
     uint32_t            template_tail;  /* same for the fixed tail; 0: none */
-    uint16_t            topic;          /* 0 .. DG_TOPIC_BUCKETS - 1 */
+    uint16_t            topic;          /* 0 .. DG_TOPIC_BUCKETS - 1, of
+                                           the first user turn */
+    uint16_t            topic_last;     /* of the last user turn */
+    uint32_t            sent;           /* fingerprint of the last user
+                                           turn, never 0 */
+    uint32_t            prior;          /* of the user turn the claimed
+                                           history was last answered on;
+                                           0: no history claimed */
+    uint32_t            history;        /* of the claimed history: first
+                                           and prior user turns and the
+                                           turn count; 0: none */
+    uint32_t            conv_head;      /* template fingerprints of the
+                                           first user turn of a request */
+    uint32_t            conv_tail;      /* with history; 0: none */
     uint32_t            turns;
     uint32_t            cot;            /* reasoning-elicitation matches */
     dg_format_t         format;
     unsigned            truncated:1;
     unsigned            fallback:1;
     unsigned            has_system:1;
+    unsigned            prior_first:1;  /* the prior turn is the first user
+                                           turn: a conversation's first
+                                           follow-up */
 } dg_features_t;
 
 
@@ -45,6 +61,12 @@ int dg_cot_add_pattern(dg_cot_t *cot, const char *re, char *err,
     size_t errlen);
 uint32_t dg_cot_count(const dg_cot_t *cot, const char *text, size_t len);
 void dg_cot_free(dg_cot_t *cot);
+
+/*
+ * The fingerprint of a text as a conversation carries it: blanks are
+ * left out (clients re-wrap and trim what they send back); never 0.
+ */
+uint32_t dg_text_fp(const char *text, size_t len);
 
 /* fills f from an extracted prompt; cot may be NULL (built-in lexicon) */
 void dg_features_compute(dg_features_t *f, const dg_prompt_t *p,

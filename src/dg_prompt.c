@@ -48,6 +48,13 @@
  *               batch escapes the detector and a batch does not look like
  *               a conversation.
  *
+ * The history a request claims: prior is the last user message that an
+ * assistant, tool or role-less item follows ([u1, a1, u2]: u1; an agent's
+ * [u1, a1, tool]: u1 too), and has_prior says there is one.  It points at
+ * first_user or user when it is the same message, else it is copied like
+ * them: a different message, so different JSON strings, and scratch still
+ * holds it.
+ *
  * Text parts are "text", "input_text" and "output_text" blocks, joined
  * with "\n" (empty pieces add no separator); other parts (images, audio,
  * tool results) are skipped.  Where text is read, a value of a type no
@@ -160,6 +167,7 @@ dg_prompt_parse(dg_prompt_t *p, const char *body, size_t len,
     p->format = DG_FORMAT_RAW;
     p->user.data = dg_empty;
     p->first_user.data = dg_empty;
+    p->prior.data = dg_empty;
     p->system.data = dg_empty;
 
     if (body == NULL || len == 0) {
@@ -421,15 +429,20 @@ dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js,
 static int
 dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 {
-    int              rc, has_role, has_content, checked, first_has, last_has;
-    size_t           users;
+    int              rc, has_role, has_content, checked, first_has, last_has,
+                     cand_has, prior_has;
+    size_t           users, cand_n, prior_n;
     unsigned         anthropic;
-    dg_json_t        content, first, last, c;
+    dg_json_t        content, first, last, cand, prior, c;
     dg_json_value_t  v, role;
 
     users = 0;
     first_has = 0;
     last_has = 0;
+    cand_has = 0;
+    prior_has = 0;
+    cand_n = 0;
+    prior_n = 0;
 
     while ((rc = dg_json_element(js)) == 1) {
 
@@ -478,6 +491,13 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 
         if (!has_role && items) {
             p->turns += (p->turns < UINT32_MAX);
+
+            if (cand_n) {
+                prior = cand;
+                prior_has = cand_has;
+                prior_n = cand_n;
+            }
+
             continue;
         }
 
@@ -515,6 +535,14 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 
             last = content;
             last_has = has_content;
+            cand = content;
+            cand_has = has_content;
+            cand_n = users;
+
+        } else if (cand_n) {
+            prior = cand;
+            prior_has = cand_has;
+            prior_n = cand_n;
         }
     }
 
@@ -537,12 +565,37 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 
     if (users == 1) {
         p->user = p->first_user;
+
+    } else {
+        p->user.data = ctx->pos;
+
+        if (dg_content(ctx, last_has ? &last : NULL, &p->user,
+                       &ctx->anthropic)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    if (prior_n == 0) {
         return 0;
     }
 
-    p->user.data = ctx->pos;
+    p->has_prior = 1;
 
-    return dg_content(ctx, last_has ? &last : NULL, &p->user,
+    if (prior_n == 1) {
+        p->prior = p->first_user;
+        return 0;
+    }
+
+    if (prior_n == users) {
+        p->prior = p->user;
+        return 0;
+    }
+
+    p->prior.data = ctx->pos;
+
+    return dg_content(ctx, prior_has ? &prior : NULL, &p->prior,
                       &ctx->anthropic);
 }
 
@@ -762,6 +815,7 @@ dg_raw(dg_prompt_t *p, const char *body, size_t len)
     p->user.data = body;
     p->user.len = len;
     p->first_user = p->user;
+    p->prior.data = dg_empty;
     p->system.data = dg_empty;
     p->turns = 1;
 }

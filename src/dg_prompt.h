@@ -34,9 +34,14 @@ typedef struct {
     unsigned            fallback:1;         /* not recognised: raw body text */
     unsigned            has_max_tokens:1;
     unsigned            has_temperature:1;
+    unsigned            has_prior:1;        /* an assistant (or tool) turn
+                                               follows some user turn: the
+                                               request claims a history */
 
     dg_str_t            user;               /* text of the last user turn */
     dg_str_t            first_user;         /* text of the first user turn */
+    dg_str_t            prior;              /* the last user turn answered in
+                                               the history: see has_prior */
     dg_str_t            system;             /* system prompt text */
 
     uint32_t            turns;              /* conversation messages, system

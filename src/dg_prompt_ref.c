@@ -61,6 +61,7 @@ dg_prompt_parse_reference(dg_prompt_t *p, const char *body, size_t len,
     p->format = DG_FORMAT_RAW;
     p->user.data = dg_empty;
     p->first_user.data = dg_empty;
+    p->prior.data = dg_empty;
     p->system.data = dg_empty;
 
     if (body == NULL || len == 0) {
@@ -325,13 +326,15 @@ dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, json_t *prompt)
 static int
 dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
 {
-    size_t       i, n, first, last;
+    size_t       i, n, first, last, cand, prior;
     json_t      *msg, *role, *content;
     const char  *r;
 
     n = json_array_size(msgs);
     first = n;
     last = n;
+    cand = n;
+    prior = n;
 
     for (i = 0; i < n; i++) {
         msg = json_array_get(msgs, i);
@@ -344,6 +347,7 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
 
         if (role == NULL && items) {
             p->turns += (p->turns < UINT32_MAX);
+            prior = (cand != n) ? cand : prior;
             continue;
         }
 
@@ -376,6 +380,10 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
             }
 
             last = i;
+            cand = i;
+
+        } else if (cand != n) {
+            prior = cand;
         }
     }
 
@@ -394,14 +402,40 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
 
     if (last == first) {
         p->user = p->first_user;
+
+    } else {
+        p->user.data = ctx->pos;
+
+        msg = json_array_get(msgs, last);
+
+        if (dg_content(ctx, json_object_get(msg, "content"), &p->user)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    if (prior == n) {
         return 0;
     }
 
-    p->user.data = ctx->pos;
+    p->has_prior = 1;
 
-    msg = json_array_get(msgs, last);
+    if (prior == first) {
+        p->prior = p->first_user;
+        return 0;
+    }
 
-    return dg_content(ctx, json_object_get(msg, "content"), &p->user);
+    if (prior == last) {
+        p->prior = p->user;
+        return 0;
+    }
+
+    p->prior.data = ctx->pos;
+
+    msg = json_array_get(msgs, prior);
+
+    return dg_content(ctx, json_object_get(msg, "content"), &p->prior);
 }
 
 
@@ -598,6 +632,7 @@ dg_raw(dg_prompt_t *p, const char *body, size_t len)
     p->user.data = body;
     p->user.len = len;
     p->first_user = p->user;
+    p->prior.data = dg_empty;
     p->system.data = dg_empty;
     p->turns = 1;
 }

@@ -7,9 +7,12 @@
 #include "dg_score.h"
 
 
+static uint32_t dg_fanout_strength(const dg_profile_t *prof);
+
+
 static const char  *dg_signal_names[DG_SIG_N] = {
     "coverage", "template", "fanout", "single_turn", "cot", "regular",
-    "volume", "redis_unavailable"
+    "volume", "fabricated", "redis_unavailable", "rate_limit", "penalty"
 };
 
 
@@ -35,6 +38,7 @@ dg_score_conf_default(dg_score_conf_t *conf)
     conf->weight_milli[DG_SIG_SINGLE_TURN] = 250;
     conf->weight_milli[DG_SIG_REGULAR] = 250;
     conf->weight_milli[DG_SIG_VOLUME] = 150;
+    conf->weight_milli[DG_SIG_FABRICATED] = 600;
     conf->min_requests = 20;
 }
 
@@ -94,6 +98,45 @@ dg_ramp_down(int64_t x, int64_t lo, int64_t hi)
 }
 
 
+/*
+ * The template that many keys share.  Alone it is no proof: a popular
+ * tool's frame, an SDK's system prompt or a class assignment is shared
+ * too.  What tells a campaign's wrapper apart is what the keys do with
+ * it: an app's users hold conversations that open with the frame (the
+ * fan-out script counts the keys that did, template_conv), a hydra's keys
+ * send one one-shot prompt after another.  So the fan-out counts in full
+ * only for a key that has shown itself one-shot (3 requests, 6 when the
+ * frame is an app's, and at most 20% of them verified conversations);
+ * until then it can tag, and on an app's frame it counts for nothing.
+ */
+
+static uint32_t
+dg_fanout_strength(const dg_profile_t *prof)
+{
+    int64_t   conv, need;
+    uint32_t  raw, app, factor;
+
+    raw = dg_ramp(prof->template_keys, 2, 6);
+
+    if (raw == 0) {
+        return 0;
+    }
+
+    conv = prof->template_conv * 1000 / prof->template_keys;
+    app = dg_ramp(conv, 100, 300);
+    need = 3 + 3 * (int64_t) app / 1000;
+
+    if (prof->v[DG_PROF_REQUESTS] >= need && prof->verified_milli <= 200) {
+        factor = 1000;
+
+    } else {
+        factor = (1000 - app) * 600 / 1000;
+    }
+
+    return raw * factor / 1000;
+}
+
+
 void
 dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
     const dg_profile_t *prof, const dg_features_t *f)
@@ -111,7 +154,7 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
     sample = v[DG_PROF_SAMPLE];
 
     /* cross-key: counted from a key's first request */
-    s->strength_milli[DG_SIG_FANOUT] = dg_ramp(prof->template_keys, 2, 6);
+    s->strength_milli[DG_SIG_FANOUT] = dg_fanout_strength(prof);
     subnet = dg_ramp(prof->subnet_keys, 20, 100) / 2;
 
     if (subnet > s->strength_milli[DG_SIG_FANOUT]) {
@@ -150,6 +193,14 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
                       dg_ramp_down(v[DG_PROF_GAP_CV_MILLI], 300, 700);
         s->strength_milli[DG_SIG_VOLUME] =
                       dg_ramp(v[DG_PROF_REQUESTS], 120, 600);
+
+        /*
+         * Histories this key never sent: a restored chat or a trimmed one
+         * makes a few, a campaign dressing its prompts as conversations
+         * makes nearly all of them
+         */
+        s->strength_milli[DG_SIG_FABRICATED] =
+                      dg_ramp(prof->fabricated_milli, 150, 500);
     }
 
     /* primary signals combine as a noisy-or: each can flag on its own */

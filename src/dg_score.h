@@ -21,11 +21,15 @@ typedef enum {
     DG_SIG_COT,
     DG_SIG_REGULAR,
     DG_SIG_VOLUME,
-    DG_SIG_REDIS_UNAVAILABLE,           /* not scored: a state */
+    DG_SIG_FABRICATED,
+    DG_SIG_REDIS_UNAVAILABLE,           /* not scored: states and reasons */
+    DG_SIG_RATE_LIMIT,                  /* refused by the plain rate */
+    DG_SIG_PENALTY,                     /* refused by a penalty's throttle */
     DG_SIG_N
 } dg_signal_t;
 
 #define DG_SIG_SCORED       DG_SIG_REDIS_UNAVAILABLE
+#define DG_SIGNALS_STR_MAX  160         /* dg_signals_str() never needs more */
 
 
 typedef struct {

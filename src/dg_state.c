@@ -12,17 +12,6 @@
 #include "dg_state.h"
 
 
-static const char  *dg_state_names[] = { "pass", "tag", "throttle" };
-
-
-const char *
-dg_state_name(int state)
-{
-    return (state >= 0 && state <= DG_STATE_THROTTLE)
-           ? dg_state_names[state] : "pass";
-}
-
-
 int
 dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
 {
@@ -37,13 +26,30 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
     switch (i) {
 
     case 0:
-        /* st: the state; pu: the penalty's end on Redis's clock */
-        if (req->penalty_ms) {
+        /*
+         * st: the state; pu: the penalty's end on Redis's clock; tt: the
+         * throttle's next slot, as the request that started the penalty
+         * took this one
+         */
+        if (req->penalty_ms && req->from != req->to) {
             rc = dg_cmd_add(cmd, "HSET", 4)
                  | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                                req->prefix, req->key_id)
                  | dg_cmd_add(cmd, "st", 2)
-                 | dg_cmd_addf(cmd, "%d", req->to)
+                 | dg_cmd_addf(cmd, "%d", (int) req->to)
+                 | dg_cmd_add(cmd, "pu", 2)
+                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                               (req->now_ms + req->penalty_ms))
+                 | dg_cmd_add(cmd, "tt", 2)
+                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                               (req->now_ms + req->throttle_ms));
+
+        } else if (req->penalty_ms) {
+            rc = dg_cmd_add(cmd, "HSET", 4)
+                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                               req->prefix, req->key_id)
+                 | dg_cmd_add(cmd, "st", 2)
+                 | dg_cmd_addf(cmd, "%d", (int) req->to)
                  | dg_cmd_add(cmd, "pu", 2)
                  | dg_cmd_addf(cmd, "%llu", (unsigned long long)
                                (req->now_ms + req->penalty_ms));
@@ -53,7 +59,7 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
                  | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                                req->prefix, req->key_id)
                  | dg_cmd_add(cmd, "st", 2)
-                 | dg_cmd_addf(cmd, "%d", req->to);
+                 | dg_cmd_addf(cmd, "%d", (int) req->to);
         }
 
         break;
@@ -67,7 +73,7 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
         break;
 
     case 2:
-        if (req->to == DG_STATE_PASS) {
+        if (req->to == DG_ACTION_PASS) {
             /* a key going back to pass keeps its place in the set */
             return 1;
         }
@@ -112,9 +118,9 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
              | dg_cmd_add(cmd, "key_id", 6)
              | dg_cmd_addf(cmd, "%s", req->key_id)
              | dg_cmd_add(cmd, "from", 4)
-             | dg_cmd_addf(cmd, "%s", dg_state_name(req->from))
+             | dg_cmd_addf(cmd, "%s", dg_action_name(req->from))
              | dg_cmd_add(cmd, "to", 2)
-             | dg_cmd_addf(cmd, "%s", dg_state_name(req->to))
+             | dg_cmd_addf(cmd, "%s", dg_action_name(req->to))
              | dg_cmd_add(cmd, "score", 5)
              | dg_cmd_addf(cmd, "%s", score)
              | dg_cmd_add(cmd, "signals", 7)

@@ -9,12 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dg_policy.h"
 #include "dg_window.h"
 
-
-#define DG_STATE_PASS           0
-#define DG_STATE_TAG            1
-#define DG_STATE_THROTTLE       2
 
 #define DG_FLAGGED_MAX          1000        /* keys kept in <prefix>:flagged */
 #define DG_EVENTS_MAX           10000       /* entries in <prefix>:events */
@@ -25,23 +22,27 @@ typedef struct {
     const char         *prefix;
     size_t              prefix_len;
     const char         *key_id;
-    int                 from;
-    int                 to;
+    dg_action_t         from;
+    dg_action_t         to;
     uint32_t            score_milli;
     const char         *signals;
     uint64_t            now_ms;         /* Redis clock, from the window reply */
     uint64_t            penalty_ms;     /* > 0: (re)start a penalty */
+    uint64_t            throttle_ms;    /* with a new penalty: the crossing
+                                           request was the period's one */
     uint64_t            ttl_ms;         /* of the key's state hash */
 } dg_state_req_t;
 
 
+#define DG_STATE_CMDS           7           /* commands of a change, at most */
+
+
 /*
- * Fills cmd with the i-th command of a state change, starting at 0;
- * returns 0, or 1 when there are no more.  Each command touches one key.
+ * Fills cmd with the i-th command (0 .. DG_STATE_CMDS - 1) of a change of
+ * state; returns 0, 1 when this one is not needed for this change, or -1.
+ * Each command touches one key.
  */
 int dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i);
-
-const char *dg_state_name(int state);
 
 
 #endif /* DG_STATE_H */

@@ -46,7 +46,7 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    flags = (f->turns <= 1 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
+    flags = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
@@ -63,7 +63,11 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         || dg_cmd_addf(cmd, "%" PRIu64, req->throttle_ms) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->rate_ms) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, req->rate_burst) != 0
-        || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0)
+        || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0
+        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic_last) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->sent) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->prior) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, f->history) != 0)
     {
         return -1;
     }
@@ -79,8 +83,11 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
     int        n;
     char       tag[80];
     size_t     len;
+    unsigned   nkeys;
     uint32_t   fp;
     uint64_t   bucket;
+
+    nkeys = 3;
 
     switch (which) {
 
@@ -97,7 +104,7 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
          * Only one-shot prompts count: "thanks, can you explain that?"
          * said in many people's conversations is no campaign's template
          */
-        if (fp == 0 || req->features->turns > 1) {
+        if (fp == 0 || req->features->prior != 0) {
             return 1;
         }
 
@@ -118,6 +125,7 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
         }
 
         n = snprintf(tag, sizeof(tag), "n:%s", req->subnet);
+        nkeys = 2;
         break;
 
     default:
@@ -128,7 +136,8 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
         return -1;
     }
 
-    if (dg_window_start(cmd, req, sha, dg_fanout_lua, dg_fanout_lua_len, 2)
+    if (dg_window_start(cmd, req, sha, dg_fanout_lua, dg_fanout_lua_len,
+                        nkeys)
         != 0)
     {
         return -1;
@@ -144,10 +153,92 @@ dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, dg_fanout_t which,
                     req->prefix, tag, bucket) != 0
         || dg_cmd_addf(cmd, "%.*s:{%s}:%" PRIu64, (int) req->prefix_len,
                        req->prefix, tag, bucket + 1) != 0
+        || (nkeys == 3
+            && dg_cmd_addf(cmd, "%.*s:{%s}:c%" PRIu64,
+                           (int) req->prefix_len, req->prefix, tag, bucket)
+               != 0)
         || dg_cmd_add(cmd, req->key_id, strlen(req->key_id)) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0)
     {
         return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_fanout_conv_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    dg_fanout_t which, const char *sha)
+{
+    int        n;
+    char       tag[16];
+    uint32_t   fp;
+    uint64_t   bucket;
+
+    if (req->features == NULL
+        || (which != DG_FANOUT_HEAD && which != DG_FANOUT_TAIL))
+    {
+        return -1;
+    }
+
+    fp = (which == DG_FANOUT_HEAD) ? req->features->conv_head
+                                   : req->features->conv_tail;
+
+    if (fp == 0) {
+        return 1;
+    }
+
+    n = snprintf(tag, sizeof(tag), "%c:%08" PRIx32,
+                 which == DG_FANOUT_HEAD ? 'h' : 't', fp);
+
+    if (n < 0 || (size_t) n >= sizeof(tag)
+        || dg_window_start(cmd, req, sha, dg_fanout_lua, dg_fanout_lua_len,
+                           2)
+           != 0)
+    {
+        return -1;
+    }
+
+    bucket = req->now_ms / req->window_ms;
+
+    if (dg_cmd_addf(cmd, "%.*s:{%s}:c%" PRIu64, (int) req->prefix_len,
+                    req->prefix, tag, bucket) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:c%" PRIu64, (int) req->prefix_len,
+                       req->prefix, tag, bucket + 1) != 0
+        || dg_cmd_add(cmd, req->key_id, strlen(req->key_id)) != 0
+        || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
+        || dg_cmd_add(cmd, "conv", 4) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
+    size_t n)
+{
+    int64_t  conv;
+
+    if (n < 1) {
+        return -1;
+    }
+
+    conv = (n > 1 && v[1] > 0) ? v[1] : 0;
+
+    if (which == DG_FANOUT_SUBNET) {
+        prof->subnet_keys = v[0];
+        return 0;
+    }
+
+    if (v[0] > prof->template_keys
+        || (v[0] == prof->template_keys && conv > prof->template_conv))
+    {
+        prof->template_keys = v[0];
+        prof->template_conv = conv;
     }
 
     return 0;
@@ -171,6 +262,13 @@ dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
     prof->retry_ms = n > DG_LIM_RETRY_MS ? v[DG_LIM_RETRY_MS] : 0;
     prof->remaining = n > DG_LIM_REMAINING ? v[DG_LIM_REMAINING] : 0;
     prof->now_ms = n > DG_LIM_NOW_MS ? v[DG_LIM_NOW_MS] : 0;
+    prof->verified_milli = n > DG_PROV_VERIFIED_MILLI
+                           ? v[DG_PROV_VERIFIED_MILLI] : 0;
+    prof->fabricated_milli = n > DG_PROV_FABRICATED_MILLI
+                             ? v[DG_PROV_FABRICATED_MILLI] : 0;
+    prof->prefix_milli = n > DG_PROV_PREFIX_MILLI
+                         ? v[DG_PROV_PREFIX_MILLI] : 0;
+    prof->provenance = n > DG_PROV_THIS ? v[DG_PROV_THIS] : 0;
 
     return 0;
 }
@@ -180,8 +278,11 @@ size_t
 dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
 {
     int            n;
-    char           entropy[32], top[32], single[32], cot[32], cv[32];
+    char           entropy[32], top[32], single[32], cot[32], cv[32],
+                   ver[32], fab[32], pre[32];
     const int64_t  *v;
+    static const char  *prov[] = { "none", "verified", "fabricated",
+                                   "prefix" };
 
     if (size == 0) {
         return 0;
@@ -195,6 +296,9 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
                     v[DG_PROF_SINGLE_TURN_SHARE_MILLI]);
     (void) dg_milli(cot, sizeof(cot), v[DG_PROF_COT_SHARE_MILLI]);
     (void) dg_milli(cv, sizeof(cv), v[DG_PROF_GAP_CV_MILLI]);
+    (void) dg_milli(ver, sizeof(ver), prof->verified_milli);
+    (void) dg_milli(fab, sizeof(fab), prof->fabricated_milli);
+    (void) dg_milli(pre, sizeof(pre), prof->prefix_milli);
 
     n = snprintf(buf, size,
                  "{\"requests\":%" PRId64 ",\"sample\":%" PRId64
@@ -203,11 +307,17 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
                  ",\"single_turn_share\":%s,\"cot_share\":%s"
                  ",\"gap_mean_ms\":%" PRId64 ",\"gap_cv\":%s"
                  ",\"bytes\":%" PRId64 ",\"template_keys\":%" PRId64
-                 ",\"subnet_keys\":%" PRId64 "}",
+                 ",\"template_conv\":%" PRId64
+                 ",\"subnet_keys\":%" PRId64 ",\"verified_share\":%s"
+                 ",\"fabricated_share\":%s,\"prefix_share\":%s"
+                 ",\"history\":\"%s\"}",
                  v[DG_PROF_REQUESTS], v[DG_PROF_SAMPLE], v[DG_PROF_TOPICS],
                  entropy, v[DG_PROF_TEMPLATES], top, single, cot,
                  v[DG_PROF_GAP_MEAN_MS], cv, v[DG_PROF_BYTES],
-                 prof->template_keys, prof->subnet_keys);
+                 prof->template_keys, prof->template_conv, prof->subnet_keys,
+                 ver, fab, pre,
+                 prov[(prof->provenance >= 0 && prof->provenance <= 3)
+                      ? prof->provenance : 0]);
 
     if (n < 0) {
         buf[0] = '\0';

@@ -17,10 +17,10 @@
 #include "dg_features.h"
 
 
-#define DG_CMD_ARGV_MAX     16
+#define DG_CMD_ARGV_MAX     24
 #define DG_SHA1_HEX_LEN     40
 #define DG_KEY_ID_LEN       16          /* hex digits of the keyed hash */
-#define DG_PROFILE_JSON_MAX 512         /* dg_profile_json() needs no more */
+#define DG_PROFILE_JSON_MAX 768         /* dg_profile_json() needs no more */
 
 
 /* order of the integers the window script returns */
@@ -52,10 +52,44 @@ enum {
 };
 
 
+/* the provenance of histories, after the limiter in the same reply */
+enum {
+    DG_PROV_VERIFIED_MILLI = DG_LIM_END, /* shares of the window sample */
+    DG_PROV_FABRICATED_MILLI,
+    DG_PROV_PREFIX_MILLI,
+    DG_PROV_THIS,                       /* this request: dg_provenance_t */
+    DG_REPLY_NFIELDS
+};
+
+
+/* what a request's claimed history is (see src/dg_window.lua) */
+typedef enum {
+    DG_PROVENANCE_NONE = 0,             /* no history: one-shot */
+    DG_PROVENANCE_VERIFIED,             /* continues what this key sent */
+    DG_PROVENANCE_FABRICATED,           /* never sent by this key */
+    DG_PROVENANCE_PREFIX                /* a preamble the key repeats */
+} dg_provenance_t;
+
+
+/* the limiter's verdict in the reply, DG_LIM_REFUSED */
+typedef enum {
+    DG_REFUSED_NONE = 0,
+    DG_REFUSED_THROTTLE,                /* the penalty's throttle */
+    DG_REFUSED_RATE                     /* the plain per-key rate */
+} dg_refused_t;
+
+
 typedef struct {
     int64_t             v[DG_PROF_NFIELDS];
     int64_t             template_keys;  /* distinct keys on this template */
+    int64_t             template_conv;  /* of them, keys that held verified
+                                           conversations opened with it */
     int64_t             subnet_keys;    /* distinct keys on this network */
+
+    int64_t             verified_milli; /* DG_PROV_* fields, 0 if absent */
+    int64_t             fabricated_milli;
+    int64_t             prefix_milli;
+    int64_t             provenance;
 
     int64_t             state;          /* DG_LIM_* fields, 0 if absent */
     int64_t             penalty_ms;
@@ -129,6 +163,22 @@ int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
  */
 int dg_fanout_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     dg_fanout_t which, const char *sha);
+
+/*
+ * A verified conversation opened with the request's first-turn template
+ * (features conv_head, conv_tail): adds the key to the template's
+ * conversation count.  Returns 1 when there is nothing to add, 0 when cmd
+ * is filled, -1 on bad arguments.
+ */
+int dg_fanout_conv_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    dg_fanout_t which, const char *sha);
+
+/*
+ * Stores a count-mode fan-out reply { keys, conversation keys } of which:
+ * the template that the most keys share is the one kept.  -1 if n < 1.
+ */
+int dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
+    size_t n);
 
 /*
  * store the window script's integer array reply; -1 if n is too short.

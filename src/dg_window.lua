@@ -14,10 +14,12 @@ KEYS[2]  <prefix>:{<key_id>}:s    the key's limiter state (HASH): st (0
                                   by the module on a change of state
 
 ARGV[1]  window_ms      window length in milliseconds, 1 .. 2^31 - 1
-ARGV[2]  topic          topic bucket 0 .. 4095
+ARGV[2]  topic          topic bucket 0 .. 4095 of the first user turn
 ARGV[3]  template_head  head fingerprint, uint32 in decimal; 0: none
 ARGV[4]  template_tail  tail fingerprint, uint32 in decimal; 0: none
-ARGV[5]  flags          bit 0: single-turn (turns <= 1), bit 1: cot > 0
+ARGV[5]  flags          bit 0: one-shot, the request claims no history
+                        (no assistant or tool turn after a user turn),
+                        bit 1: cot > 0
 ARGV[6]  bytes          prompt bytes of the request
 ARGV[7]  now_ms         empty, or for tests only: the clock in ms since
                         the epoch instead of TIME
@@ -26,6 +28,25 @@ ARGV[8]  throttle_ms    a penalised key may send one request per
 ARGV[9]  rate_ms        plain per-key rate: one request per rate_ms, with
 ARGV[10] rate_burst     rate_burst more at once; rate_ms 0: no rate
 ARGV[11] shadow         "1": report refusals but let every request count
+ARGV[12] topic_last     topic bucket of the last user turn
+ARGV[13] sent           fingerprint (uint32, not 0) of the last user turn:
+                        what this request sends
+ARGV[14] prior          fingerprint of the user turn the claimed history
+                        was last answered on; 0: no history claimed
+ARGV[15] history        fingerprint of the claimed history (first and
+                        prior user turns, turn count); 0: none
+
+Provenance.  A request that claims a history is checked against what
+this key really sent: the ring keeps each request's "sent" fingerprint.
+When a record's sent equals the request's prior, the request continues
+a conversation of this key (verified).  Else, when a record claimed the
+same history, the history is a fixed preamble the key repeats, such as
+a product's few-shot examples (prefix).  Else the history was made up
+or comes from elsewhere (fabricated).  The whole ring counts, not only
+the window: the last 128 requests, for as long as the key is not idle
+for a window.  Verified and fabricated requests are about what the
+conversation opened with (ARGV[2]); others about their last user turn
+(ARGV[12]).  Requests with no history and fabricated ones are one-shot.
 
 Reply: an array of integers in the DG_PROF_* order of src/dg_window.h.
 Later versions append fields; readers ignore what they do not know.
@@ -38,7 +59,8 @@ Later versions append fields; readers ignore what they do not know.
                       distinct tails), each over the requests that have
                       one; a side no request has is left out
   6 top_template      max(top head share, top tail share) * 1000
-  7 single_turn       share of single-turn requests * 1000
+  7 single_turn       share of one-shot requests * 1000 (no history, or
+                      a fabricated one)
   8 cot               share of requests with reasoning elicitation * 1000
   9 gap_mean_ms       mean of the inter-arrival gaps
  10 gap_cv            their coefficient of variation * 1000 (population
@@ -50,6 +72,11 @@ Later versions append fields; readers ignore what they do not know.
  15 retry_ms          for a refused request: when one would pass
  16 remaining         requests left in the burst of the limit that applied
  17 now_ms            Redis's clock
+ 18 verified          share of verified conversation requests * 1000
+ 19 fabricated        share of requests with a fabricated history * 1000
+ 20 prefix            share of requests with a repeated preamble * 1000
+ 21 provenance        this request: 0 no history, 1 verified,
+                      2 fabricated, 3 prefix
 
 A refused request is still added to the window: the profile is of what
 the key sends, so a campaign that keeps knocking stays throttled.
@@ -63,15 +90,17 @@ created and then patched with SETRANGE, so its allocation never changes.
   buckets  33 * 10    sub-window x = floor(ts / w) in slot x mod 33:
                       requests u32, bytes u48; slots last-32 .. last are
                       valid, the others are zeroed as "last" advances
-  ring     128 * 21   the last 128 requests, in slot order:
+  ring     128 * 29   the last 128 requests, in slot order:
                       ts u32       arrival, ms since the epoch mod 2^32
-                      tf u16       topic | flags << 12
+                      tf u16       topic | one-shot << 12 | cot << 13
+                                   | provenance << 14
                       refs u24     dt | dh << 7 | dl << 14: how many
                                    records back the same topic, head,
                                    tail was last seen inside the window
                                    when this one arrived; 0: not seen
                                    (or no head / tail)
                       head u32, tail u32, bytes u32 (saturated)
+                      sent u32, history u32 (see Provenance)
 
 Timestamps: the key expires after window_ms without a request, so two
 consecutive records are less than window_ms < 2^31 apart; the script
@@ -100,11 +129,11 @@ local SUBW = 32
 local NB = SUBW + 1
 local HDR = 15
 local BSZ = 10
-local RSZ = 21
-local NF = 6                            -- fields per ring record
+local RSZ = 29
+local NF = 8                            -- fields per ring record
 local ROFF = HDR + NB * BSZ
 local SIZE = ROFF + RING * RSZ
-local VERSION = 3
+local VERSION = 4
 local B32 = 4294967296
 local HALF = 2147483648
 
@@ -121,6 +150,10 @@ local topic = floor(tonumber(ARGV[2]) or 0) % 4096
 local head = floor(tonumber(ARGV[3]) or 0) % B32
 local tail = floor(tonumber(ARGV[4]) or 0) % B32
 local flags = floor(tonumber(ARGV[5]) or 0) % 4
+local topic_last = floor(tonumber(ARGV[12]) or topic) % 4096
+local sent = floor(tonumber(ARGV[13]) or 0) % B32
+local prior = floor(tonumber(ARGV[14]) or 0) % B32
+local history = floor(tonumber(ARGV[15]) or 0) % B32
 local nbytes = floor(tonumber(ARGV[6]) or 0)
 if nbytes < 0 then
     nbytes = 0
@@ -152,13 +185,13 @@ end
 -- record; the format is built by doubling, string.rep copies bytewise
 local ring
 if n == RING then
-    local f = 'I4HI3I4I4I4'
+    local f = 'I4HI3I4I4I4I4I4'
     for _ = 1, 7 do
         f = f .. f
     end
     ring = { struct.unpack('<' .. f, s, ROFF + 1) }
 elseif n > 0 then
-    ring = { struct.unpack('<' .. string.rep('I4HI3I4I4I4', n), s,
+    ring = { struct.unpack('<' .. string.rep('I4HI3I4I4I4I4I4', n), s,
                            ROFF + 1) }
 else
     ring = {}
@@ -214,9 +247,34 @@ if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
                                          math.min(tt - now, penalty)))
 end
 
+-- provenance of the claimed history, over the whole ring (see above)
+local prov = 0
+if prior ~= 0 then
+    prov = 2
+    for i = 0, n - 1 do
+        local sv, hv = ring[i * NF + 7], ring[i * NF + 8]
+        if sv == prior then
+            prov = 1
+            break
+        end
+        if hv == history then
+            prov = 3
+        end
+    end
+end
+if prov == 0 or prov == 3 then
+    topic = topic_last
+end
+-- bit 0 of the flags: one-shot
+if prov == 2 then
+    flags = flags - flags % 2 + 1
+elseif prov ~= 0 then
+    flags = flags - flags % 2
+end
+
 local start = now - window              -- inside the window: ts > start
 local b = floor(now / w)
-local tf = topic + flags * 4096
+local tf = topic + flags * 4096 + prov * 16384
 
 -- the new record takes slot nxt; in a full ring that drops the oldest,
 -- which is then the newest of all the records the ring ever dropped
@@ -225,6 +283,7 @@ local j = slot * NF
 local dropped = ring[j + 1]
 ring[j + 1], ring[j + 2], ring[j + 3] = now % B32, tf, 0
 ring[j + 4], ring[j + 5], ring[j + 6] = head, tail, nbytes
+ring[j + 7], ring[j + 8] = sent, (prov ~= 0) and history or 0
 local newn = (n < RING) and n + 1 or RING
 local oldest = (newn < RING) and 0 or (slot + 1) % RING
 
@@ -259,6 +318,7 @@ local eb_count, eb_bytes = 0, 0
 local sample, rbytes = newn - kfirst + 1, 0
 local ntopics, nheads, ntails, htop, ltop = 0, 0, 0, 0, 0
 local single, cot = 0, 0
+local pcount = { 0, 0, 0 }              -- verified, fabricated, prefix
 local prevts, sumsq = nil, 0
 local tcnt, hcnt, lcnt = {}, {}, {}     -- by k, see below
 local lt, lh, ll = 0, 0, 0              -- last k with this request's values
@@ -293,14 +353,16 @@ for k = kfirst, newn do
     end
 
     local tp = v % 4096
-    if v >= 4096 then
-        local fl = (v - tp) / 4096
-        if fl ~= 2 then
-            single = single + 1
-        end
-        if fl >= 2 then
-            cot = cot + 1
-        end
+    local fl = (v - tp) / 4096
+    if fl % 2 == 1 then
+        single = single + 1
+    end
+    if fl % 4 >= 2 then
+        cot = cot + 1
+    end
+    local pv = (fl - fl % 4) / 4
+    if pv > 0 then
+        pcount[pv] = pcount[pv] + 1
     end
 
     -- a value's count is carried along the back-references; the record
@@ -371,8 +433,9 @@ bbytes = bbytes + nbytes
 
 local hdr = struct.pack('<BHHI4I6', VERSION, newn, (nxt + 1) % RING, w, b)
 local bucket = struct.pack('<I4I6', bcount, bbytes)
-local rec = struct.pack('<I4HI3I4I4I4', now % B32, tf,
-                        nrt + nrh * 128 + nrl * 16384, head, tail, nbytes)
+local rec = struct.pack('<I4HI3I4I4I4I4I4', now % B32, tf,
+                        nrt + nrh * 128 + nrl * 16384, head, tail, nbytes,
+                        sent, (prov ~= 0) and history or 0)
 
 if fresh then
     -- the whole value at its final size: SETRANGE never grows it later
@@ -503,5 +566,9 @@ return {
     refused,
     retry,
     remaining,
-    now
+    now,
+    round(pcount[1] * 1000 / sample),
+    round(pcount[2] * 1000 / sample),
+    round(pcount[3] * 1000 / sample),
+    prov
 }
