@@ -350,6 +350,36 @@ subtest 'bad input and old state' => sub {
     is($p->{requests}, 2, 'window change keeps the ring');
 };
 
+subtest 'provenance: verified, fabricated and repeated histories' => sub {
+    # [topic, topic_last, flags, sent, prior, history]: ARGV 2, 12, 5,
+    # 13, 14, 15
+    my @req = (
+        [5, 5,  1, 111, 0,   0],        # one-shot
+        [5, 50, 0, 222, 111, 9001],     # continues request 1: verified
+        [7, 60, 0, 333, 999, 9002],     # a history never sent: fabricated
+        [8, 61, 0, 444, 888, 9003],     # fabricated
+        [9, 62, 0, 555, 888, 9003],     # the same history again: prefix
+    );
+    my $i = 0;
+    my @p = map {
+        my ($topic, $last, $flags, $sent, $prior, $hist) = @$_;
+        my %p;
+        @p{@FIELDS, @LIMITER} = $redis->cli_pipe(join ' ', 'EVALSHA', $WSHA,
+            2, 'dg:{prov1}:w', 'dg:{prov1}:s', $W, $topic, 0, 0, $flags, 10,
+            $T0 + 1000 * $i++, 0, 0, 0, 0, $last, $sent, $prior, $hist);
+        \%p;
+    } @req;
+    is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3],
+              'none, verified, fabricated, fabricated, prefix');
+    my $q = $p[-1];
+    is($q->{verified}, 200, 'verified share');
+    is($q->{fabricated}, 400, 'fabricated share');
+    is($q->{prefix}, 200, 'prefix share');
+    is($q->{single_turn}, 600, 'one-shot: no history or a fabricated one');
+    is($q->{topics}, 4, 'first-turn topic when verified or fabricated, '
+       . 'the last turn\'s otherwise');
+};
+
 subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
     # two keys: the window and the state hash; ARGV 7 is the clock
     my $call = sub {
