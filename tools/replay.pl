@@ -12,8 +12,12 @@
 # Harness.pm), builds the scenarios (tools/Replay/Scenarios.pm) from the
 # prompt corpora, compresses time so that the module's window of W
 # seconds stands for an hour (real time x W/3600), replays every key's
-# requests on one timeline, and prints a Markdown table of what the
-# module answered per scenario (tools/Replay/Report.pm) and the targets.
+# requests on one timeline, one at a time, and prints a Markdown table of
+# what the module answered per scenario (tools/Replay/Report.pm) and the
+# targets.  A conversation's next request is built when it is sent, from
+# the answers its client actually got (tools/Replay/Conversation.pm): the
+# mock upstream answers every request differently, and a refused turn
+# stays out of the history.
 #
 # Options:
 #   --corpus DIR      prompt corpora (default ../shared/data/prompts
@@ -35,7 +39,7 @@
 #                     from the module's variables (for a module without
 #                     distill_guard_headers; implies --conf-drop of it)
 #   --hydra-nets N    /24 networks the hydra's clients come from (default
-#                     20; 0: one per key)
+#                     20, at most 120; 0: one per key)
 #   --workers N       nginx worker processes (default 2)
 #   --module FILE     the module .so (default build/ngx_distill_guard_
 #                     module.so, or $DG_MODULE)
@@ -48,8 +52,11 @@
 #   --list            print the scenario names and exit
 #
 # The table goes to stdout, then one PASS/FAIL line per target that
-# applies to the scenarios run; progress, timing and which signals fired
-# go to stderr.
+# applies to the scenarios run (INFO for a scenario reported without a
+# target: low-and-slow); progress, timing, the conversations' refused
+# turns and which signals fired go to stderr.  --json adds "history" to
+# each answer of a conversation: the number of messages (user and
+# assistant turns) it carried before its user turn, system prompt aside.
 #
 # Exit status: 0; 1 with --check when a target is missed; 2 when the
 # servers cannot be set up (e.g. nginx -t refuses the configuration).
