@@ -12,8 +12,12 @@
 # Harness.pm), builds the scenarios (tools/Replay/Scenarios.pm) from the
 # prompt corpora, compresses time so that the module's window of W
 # seconds stands for an hour (real time x W/3600), replays every key's
-# requests on one timeline, and prints a Markdown table of what the
-# module answered per scenario (tools/Replay/Report.pm) and the targets.
+# requests on one timeline, one at a time, and prints a Markdown table of
+# what the module answered per scenario (tools/Replay/Report.pm) and the
+# targets.  A conversation's next request is built when it is sent, from
+# the answers its client actually got (tools/Replay/Conversation.pm): the
+# mock upstream answers every request differently, and a refused turn
+# stays out of the history.
 #
 # Options:
 #   --corpus DIR      prompt corpora (default ../shared/data/prompts
@@ -35,7 +39,7 @@
 #                     from the module's variables (for a module without
 #                     distill_guard_headers; implies --conf-drop of it)
 #   --hydra-nets N    /24 networks the hydra's clients come from (default
-#                     20; 0: one per key)
+#                     20, at most 120; 0: one per key)
 #   --workers N       nginx worker processes (default 2)
 #   --module FILE     the module .so (default build/ngx_distill_guard_
 #                     module.so, or $DG_MODULE)
@@ -48,8 +52,11 @@
 #   --list            print the scenario names and exit
 #
 # The table goes to stdout, then one PASS/FAIL line per target that
-# applies to the scenarios run; progress, timing and which signals fired
-# go to stderr.
+# applies to the scenarios run (INFO for a scenario reported without a
+# target: low-and-slow); progress, timing, the conversations' refused
+# turns and which signals fired go to stderr.  --json adds "history" to
+# each answer of a conversation: the number of messages (user and
+# assistant turns) it carried before its user turn, system prompt aside.
 #
 # Exit status: 0; 1 with --check when a target is missed; 2 when the
 # servers cannot be set up (e.g. nginx -t refuses the configuration).
@@ -62,6 +69,7 @@ use Getopt::Long;
 use JSON::PP;
 use List::Util qw(sum0);
 use Time::HiRes qw(sleep time);
+use sort 'stable';
 
 my $TOOLS;
 BEGIN { $TOOLS = dirname(abs_path(__FILE__)) }
@@ -110,8 +118,8 @@ if ($opt{list}) { print "$_\n" for Replay::Scenarios::names(); exit 0 }
 bad_option('--window must be at least 2 (seconds)') if $opt{window} < 2;
 bad_option('--scale must be > 0') unless $opt{scale} > 0;
 bad_option('--workers must be >= 1') unless $opt{workers} >= 1;
-bad_option('--hydra-nets must be 0 to 250')
-    unless $opt{'hydra-nets'} >= 0 && $opt{'hydra-nets'} <= 250;
+bad_option('--hydra-nets must be 0 to 120')
+    unless $opt{'hydra-nets'} >= 0 && $opt{'hydra-nets'} <= 120;
 
 # The comment block at the top of this file.
 sub usage {
@@ -154,9 +162,10 @@ for my $sc (@scenarios) {
     for my $k (@{ $sc->{keys} }) {
         $k->{results} = [];
         push @timeline, map { { at => $_->{t} * $factor, key => $k,
-            ip => $_->{ip}, body => $_->{body} } } @{ $k->{events} };
+            ev => $_ } } @{ $k->{events} };
     }
 }
+# stable: a conversation's turns keep their order
 @timeline = sort { $a->{at} <=> $b->{at} } @timeline;
 die "no requests to send\n" unless @timeline;
 my $length = $timeline[-1]{at};
@@ -234,14 +243,20 @@ my $sent = 0;
 
 # One connection per request, the request written at once (HTTP::Tiny's
 # separate header and body writes meet delayed ACKs: 40 ms a request).
+# A conversation event's body is built now, from the history its
+# conversation holds (the answers it actually got).
 sub post {
-    my ($ev) = @_;
-    my $k = $ev->{key};
-    my $req = join "\r\n", 'POST /v1/chat/completions HTTP/1.1',
+    my ($item) = @_;
+    my $k = $item->{key};
+    my $ev = $item->{ev};
+    my ($path, $body) = $ev->{conv}
+        ? ($ev->{conv}->path, $ev->{conv}->body($ev->{user}))
+        : ($ev->{path} // '/v1/chat/completions', $ev->{body});
+    my $req = join "\r\n", "POST $path HTTP/1.1",
         "Host: 127.0.0.1:$port", "Authorization: Bearer $k->{key}",
         "X-Forwarded-For: $ev->{ip}", 'Content-Type: application/json',
-        'Content-Length: ' . length($ev->{body}), 'Connection: close',
-        'User-Agent: dg-replay/1', '', $ev->{body};
+        'Content-Length: ' . length($body), 'Connection: close',
+        'User-Agent: dg-replay/1', '', $body;
     my $raw = eval { DG::Harness::raw_request($port, $req, timeout => 10) };
     my $res = defined $raw ? DG::Harness::parse_response($raw) : undef;
     return $res || { status => 599, headers => {},
@@ -256,6 +271,9 @@ for my $ev (@timeline) {
     my $k = $ev->{key};
     my $res = post($ev);
     my $h = $res->{headers} || {};
+    my $conv = $ev->{ev}{conv};
+    my $depth = $conv ? $conv->depth : undef;
+    $conv->record($ev->{ev}{user}, $res) if $conv;
     push @{ $k->{results} }, {
         at      => sprintf('%.3f', $ev->{at}),
         late    => sprintf('%.4f', $start - $due),
@@ -264,6 +282,7 @@ for my $ev (@timeline) {
         score   => $h->{'x-distill-guard-score'},
         action  => $h->{'x-distill-guard-action'},
         signals => $h->{'x-distill-guard-signals'},
+        (defined $depth ? (history => $depth) : ()),
         ($res->{status} == 599 ? (error => $res->{content}) : ()),
         (defined $h->{'retry-after'} ? (retry_after => $h->{'retry-after'})
             : ()),
@@ -288,6 +307,15 @@ note(sprintf 'replayed %d requests in %.1fs; status %s; lateness median '
     . '%.1fms, p99 %.1fms, max %.1fms', scalar @timeline, $elapsed,
     status_text(), 1000 * $late[ $#late / 2 ], 1000 * $late[ $#late * 0.99 ],
     1000 * $late[-1]);
+{
+    my %conv = map { $_->{ev}{conv} ? ($_->{ev}{conv} => $_->{ev}{conv}) : () }
+        @timeline;
+    my @c = values %conv;
+    note(sprintf '%d conversations sent %d turns built from their history; '
+        . '%d refused turns left out of it, %d answers unreadable', scalar @c,
+        sum0(map { $_->{turns} } @c), sum0(map { $_->{refused} } @c),
+        sum0(map { $_->{unreadable} } @c)) if @c;
+}
 my @no_header = grep { !defined $_->{action} } map { @{ $_->{results} } }
     map { @{ $_->{keys} } } @scenarios;
 note(scalar(@no_header) . ' answers carried no X-Distill-Guard-Action '
@@ -320,10 +348,12 @@ print Replay::Report::table(@sum);
 print "\n";
 my @targets = Replay::Report::targets(@sum);
 my $missed = grep { !$_->{ok} } @targets;
-printf "- %s %s\n", $_->{ok} ? 'PASS' : 'FAIL', $_->{text} for @targets;
+my $ntargets = grep { !$_->{info} } @targets;
+printf "- %s %s\n", $_->{info} ? 'INFO' : $_->{ok} ? 'PASS' : 'FAIL',
+    $_->{text} for @targets;
 printf "\n%s; window %ds, seed %d, scale %g, %d requests in %.0fs.\n",
-    $missed ? "$missed of " . @targets . ' targets missed'
-        : 'all ' . @targets . ' targets met',
+    $missed ? "$missed of $ntargets targets missed"
+        : "all $ntargets targets met",
     $opt{window}, $opt{seed}, $opt{scale}, scalar @timeline, $elapsed;
 
 if ($opt{json}) {

@@ -53,7 +53,8 @@ sub summarize {
     my @att = grep { $_->{role} eq 'attack' } @{ $sc->{keys} };
     my @ben = grep { $_->{role} eq 'benign' } @{ $sc->{keys} };
     return {
-        name => $sc->{name}, kind => $sc->{kind},
+        (map { $_ => $sc->{$_} } qw(name kind sweep hydra report_only
+            tag_ok)),
         keys => scalar @{ $sc->{keys} },
         requests => sum0(map { scalar @{ $_->{results} || [] } }
             @{ $sc->{keys} }),
@@ -66,6 +67,8 @@ sub summarize {
         med_throttle => median_never(map { $_->{first_throttle} } @att),
         tag_within5 => scalar(grep { defined $_->{first_tag}
             && $_->{first_tag} <= 5 } @att),
+        thr_within5 => scalar(grep { defined $_->{first_throttle}
+            && $_->{first_throttle} <= 5 } @att),
         att_keys => \@att, ben_keys => \@ben,
     };
 }
@@ -75,7 +78,7 @@ sub total {
     my %t = (name => '**total**', keys => sum0(map { $_->{keys} } @s),
         requests => sum0(map { $_->{requests} } @s));
     for my $f (qw(attack benign att_tagged att_throttled ben_tagged
-                  ben_throttled tag_within5)) {
+                  ben_throttled tag_within5 thr_within5)) {
         $t{$f} = sum0(map { $_->{$f} } @s);
     }
     my @att = map { @{ $_->{att_keys} } } @s;
@@ -124,45 +127,59 @@ sub table {
 }
 
 # The targets that apply to the scenarios run: list of
-#   { ok => 0|1, text => "..." }
+#   { ok => 0|1, text => "...", info => 1 when it is reported only }
+# in the order of the scenarios.  Attack scenarios: >= 95% of the attack
+# keys throttled (report_only: reported, no target); sweep: every attack
+# key throttled within 50 requests; hydra: median requests to the first
+# throttle <= 5 (the share throttled within 5 is reported).  Benign
+# scenarios, each: no key throttled, and at most 2% of the keys tagged
+# (tag_ok: tagging is reported only).
 sub targets {
     my (@s) = @_;
     my @t;
-    my %by = map { $_->{name} => $_ } @s;
-    for my $s (grep { $_->{attack} } @s) {
-        my $p = pct($s->{att_throttled}, $s->{attack});
-        push @t, { ok => $p >= 95, text => sprintf(
-            '%s: %.1f%% of attack keys throttled (target >= 95%%)',
-            $s->{name}, $p) };
-    }
-    for my $name ('single-key sweep', 'code sweep') {
-        my $s = $by{$name} or next;
-        my @late = grep { !defined $_->{first_throttle}
-            || $_->{first_throttle} > 50 } @{ $s->{att_keys} };
-        my $first = join ', ', map { $_->{first_throttle} // 'never' }
-            @{ $s->{att_keys} };
-        push @t, { ok => !@late, text => sprintf(
-            '%s: first throttle at request %s (target <= 50)',
-            $name, $first) };
-    }
-    if (my $s = $by{hydra}) {
-        my $m = $s->{med_tag};
-        push @t, { ok => defined $m && $m <= 5, text => sprintf(
-            'hydra: median requests to first tag %s (target <= 5); '
-            . '%.1f%% of hydra keys tagged within 5 requests',
-            $m // 'never', pct($s->{tag_within5}, $s->{attack})) };
-    }
-    my @ben = map { @{ $_->{ben_keys} } } @s;
-    if (@ben) {
-        my @thr = grep { defined $_->{first_throttle} } @ben;
-        push @t, { ok => !@thr, text => sprintf(
-            'benign: %d of %d keys throttled (target 0)%s',
-            scalar @thr, scalar @ben, names_of(@thr)) };
-        my @tag = grep { defined $_->{first_tag} } @ben;
-        my $p = pct(scalar @tag, scalar @ben);
-        push @t, { ok => $p <= 2, text => sprintf(
-            'benign: %d of %d keys tagged = %.1f%% (target <= 2%%)%s',
-            scalar @tag, scalar @ben, $p, names_of(@tag)) };
+    for my $s (@s) {
+        my $name = $s->{name};
+        if ($s->{attack}) {
+            my $p = pct($s->{att_throttled}, $s->{attack});
+            if ($s->{report_only}) {
+                push @t, { ok => 1, info => 1, text => sprintf(
+                    '%s: %.1f%% of attack keys throttled, %.1f%% tagged '
+                    . '(reported only, no target)', $name, $p,
+                    pct($s->{att_tagged}, $s->{attack})) };
+                next;
+            }
+            push @t, { ok => $p >= 95, text => sprintf(
+                '%s: %.1f%% of attack keys throttled (target >= 95%%)',
+                $name, $p) };
+        }
+        if ($s->{sweep} && $s->{attack}) {
+            my @late = grep { !defined $_->{first_throttle}
+                || $_->{first_throttle} > 50 } @{ $s->{att_keys} };
+            my $first = join ', ', map { $_->{first_throttle} // 'never' }
+                @{ $s->{att_keys} };
+            push @t, { ok => !@late, text => sprintf(
+                '%s: first throttle at request %s (target <= 50)',
+                $name, $first) };
+        }
+        if ($s->{hydra} && $s->{attack}) {
+            my $m = $s->{med_throttle};
+            push @t, { ok => defined $m && $m <= 5, text => sprintf(
+                '%s: median requests to first throttle %s (target <= 5); '
+                . '%.1f%% of its keys throttled within 5 requests',
+                $name, $m // 'never', pct($s->{thr_within5}, $s->{attack})) };
+        }
+        if ($s->{benign}) {
+            my @ben = @{ $s->{ben_keys} };
+            my @thr = grep { defined $_->{first_throttle} } @ben;
+            my @tag = grep { defined $_->{first_tag} } @ben;
+            my $p = pct(scalar @tag, scalar @ben);
+            my $ok = !@thr && ($s->{tag_ok} || $p <= 2);
+            push @t, { ok => $ok, text => sprintf(
+                '%s: %d of %d keys throttled (target 0), %d tagged = %.1f%% '
+                . '(%s)%s', $name, scalar @thr, scalar @ben, scalar @tag, $p,
+                $s->{tag_ok} ? 'tagging allowed' : 'target <= 2%',
+                names_of(@thr ? @thr : @tag)) };
+        }
     }
     return @t;
 }
