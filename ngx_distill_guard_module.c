@@ -868,6 +868,7 @@ ngx_http_distill_guard_state(ngx_http_request_t *r,
     sr.now_ms = (uint64_t) ctx->profile.now_ms;
     sr.penalty_ms = v->penalty_ms;
     sr.throttle_ms = dlcf->throttle.period;
+    sr.fresh = v->fresh;
     sr.ttl_ms = ngx_max(dmcf->window, dlcf->penalty);
 
     for (i = 0; i < DG_STATE_CMDS; i++) {

@@ -82,6 +82,8 @@ dg_fuzz_same(const dg_prompt_t *p, const dg_prompt_t *r)
         || p->has_temperature != r->has_temperature
         || p->temperature_milli != r->temperature_milli
         || p->has_prior != r->has_prior
+        || p->prior_first != r->prior_first
+        || p->one_user != r->one_user
         || (p->first_user.data == p->user.data)
            != (r->first_user.data == r->user.data))
     {

@@ -733,9 +733,7 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
      * verified or fabricated: topic_last is kept for the others.  The
      * first turn's template is the frame the conversation opened with.
      */
-    if (p->turns > 1 && p->first_user.len > 0
-        && p->first_user.data != p->user.data)
-    {
+    if (!p->one_user && p->first_user.len > 0) {
         dg_scan_text(&s, (const unsigned char *) p->first_user.data,
                      p->first_user.len);
         f->topic = dg_topic_end(&s.topic);
@@ -746,14 +744,14 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
             f->conv_tail = conv.template_tail;
         }
 
-    } else if (p->has_prior) {
+    } else if (p->one_user && p->has_prior) {
         f->conv_head = f->template_head;
         f->conv_tail = f->template_tail;
     }
 
     if (p->has_prior) {
         f->prior = dg_text_fp(p->prior.data, p->prior.len);
-        f->prior_first = (p->prior.data == p->first_user.data);
+        f->prior_first = p->prior_first;
         f->history = (uint32_t) dg_mix64(
                          ((uint64_t) dg_text_fp(p->first_user.data,
                                                 p->first_user.len) << 32

@@ -57,6 +57,7 @@ dg_policy_transition(dg_verdict_t *v, const dg_policy_conf_t *conf,
     v->penalty_ms = (v->to == DG_ACTION_THROTTLE
                      && (renew || v->from != v->to))
                     ? conf->penalty_ms : 0;
+    v->fresh = (v->penalty_ms && prof->penalty_ms <= 0);
 
     if (v->to == DG_ACTION_THROTTLE) {
         /*

@@ -53,6 +53,8 @@ typedef struct {
     dg_action_t         to;
     unsigned            write_state:1;
     uint64_t            penalty_ms;     /* > 0: (re)start a penalty */
+    unsigned            fresh:1;        /* the penalty starts now: none ran
+                                           when this request came */
 
     /* the node's fallback limiter, kept in step with Redis */
     unsigned            mirror:1;

@@ -363,6 +363,7 @@ dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, dg_top_t *top, dg_json_t *js,
     }
 
     p->first_user = p->user;
+    p->one_user = 1;
     p->turns = 1;
 
     return 0;
@@ -408,6 +409,7 @@ dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js,
     }
 
     p->first_user = p->user;
+    p->one_user = 1;
 
     return 0;
 }
@@ -565,6 +567,7 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 
     if (users == 1) {
         p->user = p->first_user;
+        p->one_user = 1;
 
     } else {
         p->user.data = ctx->pos;
@@ -585,6 +588,7 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, dg_json_t *js, int items)
 
     if (prior_n == 1) {
         p->prior = p->first_user;
+        p->prior_first = 1;
         return 0;
     }
 
@@ -818,4 +822,5 @@ dg_raw(dg_prompt_t *p, const char *body, size_t len)
     p->prior.data = dg_empty;
     p->system.data = dg_empty;
     p->turns = 1;
+    p->one_user = 1;
 }

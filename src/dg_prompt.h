@@ -37,6 +37,10 @@ typedef struct {
     unsigned            has_prior:1;        /* an assistant (or tool) turn
                                                follows some user turn: the
                                                request claims a history */
+    unsigned            prior_first:1;      /* prior is the first user turn */
+    unsigned            one_user:1;         /* first_user is user: one user
+                                               turn (not a pointer test:
+                                               empty texts share one) */
 
     dg_str_t            user;               /* text of the last user turn */
     dg_str_t            first_user;         /* text of the first user turn */

@@ -271,6 +271,7 @@ dg_responses(dg_ctx_t *ctx, dg_prompt_t *p, json_t *root, json_t *input)
     }
 
     p->first_user = p->user;
+    p->one_user = 1;
     p->turns = 1;
 
     return 0;
@@ -310,6 +311,7 @@ dg_completions(dg_ctx_t *ctx, dg_prompt_t *p, json_t *prompt)
     }
 
     p->first_user = p->user;
+    p->one_user = 1;
 
     return 0;
 }
@@ -402,6 +404,7 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
 
     if (last == first) {
         p->user = p->first_user;
+        p->one_user = 1;
 
     } else {
         p->user.data = ctx->pos;
@@ -423,6 +426,7 @@ dg_messages(dg_ctx_t *ctx, dg_prompt_t *p, json_t *msgs, int items)
 
     if (prior == first) {
         p->prior = p->first_user;
+        p->prior_first = 1;
         return 0;
     }
 
@@ -635,4 +639,5 @@ dg_raw(dg_prompt_t *p, const char *body, size_t len)
     p->prior.data = dg_empty;
     p->system.data = dg_empty;
     p->turns = 1;
+    p->one_user = 1;
 }

@@ -12,7 +12,8 @@ static uint32_t dg_fanout_strength(const dg_profile_t *prof);
 
 static const char  *dg_signal_names[DG_SIG_N] = {
     "coverage", "template", "fanout", "single_turn", "cot", "regular",
-    "volume", "fabricated", "redis_unavailable", "rate_limit", "penalty"
+    "volume", "fabricated", "scripted", "redis_unavailable", "rate_limit",
+    "penalty"
 };
 
 
@@ -39,6 +40,7 @@ dg_score_conf_default(dg_score_conf_t *conf)
     conf->weight_milli[DG_SIG_REGULAR] = 250;
     conf->weight_milli[DG_SIG_VOLUME] = 150;
     conf->weight_milli[DG_SIG_FABRICATED] = 600;
+    conf->weight_milli[DG_SIG_SCRIPTED] = 500;
     conf->min_requests = 20;
 }
 
@@ -201,6 +203,14 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
          */
         s->strength_milli[DG_SIG_FABRICATED] =
                       dg_ramp(prof->fabricated_milli, 150, 500);
+
+        /*
+         * Real conversations whose follow-ups are the same few messages
+         * sent again and again, conversation after conversation: a
+         * script holding conversations, not people
+         */
+        s->strength_milli[DG_SIG_SCRIPTED] =
+                      dg_ramp(prof->scripted_milli, 150, 450);
     }
 
     /* primary signals combine as a noisy-or: each can flag on its own */

@@ -22,6 +22,7 @@ typedef enum {
     DG_SIG_REGULAR,
     DG_SIG_VOLUME,
     DG_SIG_FABRICATED,
+    DG_SIG_SCRIPTED,
     DG_SIG_REDIS_UNAVAILABLE,           /* not scored: states and reasons */
     DG_SIG_RATE_LIMIT,                  /* refused by the plain rate */
     DG_SIG_PENALTY,                     /* refused by a penalty's throttle */

@@ -31,7 +31,7 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
          * throttle's next slot, as the request that started the penalty
          * took this one
          */
-        if (req->penalty_ms && req->from != req->to) {
+        if (req->penalty_ms && req->fresh) {
             rc = dg_cmd_add(cmd, "HSET", 4)
                  | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                                req->prefix, req->key_id)

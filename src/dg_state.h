@@ -28,8 +28,10 @@ typedef struct {
     const char         *signals;
     uint64_t            now_ms;         /* Redis clock, from the window reply */
     uint64_t            penalty_ms;     /* > 0: (re)start a penalty */
-    uint64_t            throttle_ms;    /* with a new penalty: the crossing
-                                           request was the period's one */
+    uint64_t            throttle_ms;    /* the throttle's period */
+    unsigned            fresh:1;        /* a penalty that starts now: the
+                                           request that started it took
+                                           the throttle's first period */
     uint64_t            ttl_ms;         /* of the key's state hash */
 } dg_state_req_t;
 

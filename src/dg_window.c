@@ -46,7 +46,8 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    flags = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
+    flags = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0)
+            | (f->tokens >= DG_MESSAGE_TOKENS ? 4 : 0);
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
@@ -269,6 +270,8 @@ dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
     prof->prefix_milli = n > DG_PROV_PREFIX_MILLI
                          ? v[DG_PROV_PREFIX_MILLI] : 0;
     prof->provenance = n > DG_PROV_THIS ? v[DG_PROV_THIS] : 0;
+    prof->scripted_milli = n > DG_PROV_SCRIPTED_MILLI
+                           ? v[DG_PROV_SCRIPTED_MILLI] : 0;
 
     return 0;
 }
@@ -279,7 +282,7 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
 {
     int            n;
     char           entropy[32], top[32], single[32], cot[32], cv[32],
-                   ver[32], fab[32], pre[32];
+                   ver[32], fab[32], pre[32], scr[32];
     const int64_t  *v;
     static const char  *prov[] = { "none", "verified", "fabricated",
                                    "prefix" };
@@ -299,6 +302,7 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
     (void) dg_milli(ver, sizeof(ver), prof->verified_milli);
     (void) dg_milli(fab, sizeof(fab), prof->fabricated_milli);
     (void) dg_milli(pre, sizeof(pre), prof->prefix_milli);
+    (void) dg_milli(scr, sizeof(scr), prof->scripted_milli);
 
     n = snprintf(buf, size,
                  "{\"requests\":%" PRId64 ",\"sample\":%" PRId64
@@ -310,12 +314,12 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
                  ",\"template_conv\":%" PRId64
                  ",\"subnet_keys\":%" PRId64 ",\"verified_share\":%s"
                  ",\"fabricated_share\":%s,\"prefix_share\":%s"
-                 ",\"history\":\"%s\"}",
+                 ",\"scripted_share\":%s,\"history\":\"%s\"}",
                  v[DG_PROF_REQUESTS], v[DG_PROF_SAMPLE], v[DG_PROF_TOPICS],
                  entropy, v[DG_PROF_TEMPLATES], top, single, cot,
                  v[DG_PROF_GAP_MEAN_MS], cv, v[DG_PROF_BYTES],
                  prof->template_keys, prof->template_conv, prof->subnet_keys,
-                 ver, fab, pre,
+                 ver, fab, pre, scr,
                  prov[(prof->provenance >= 0 && prof->provenance <= 3)
                       ? prof->provenance : 0]);
 

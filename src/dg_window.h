@@ -21,6 +21,8 @@
 #define DG_SHA1_HEX_LEN     40
 #define DG_KEY_ID_LEN       16          /* hex digits of the keyed hash */
 #define DG_PROFILE_JSON_MAX 768         /* dg_profile_json() needs no more */
+#define DG_MESSAGE_TOKENS   6           /* a follow-up this long is a
+                                           message, not an "ok, thanks" */
 
 
 /* order of the integers the window script returns */
@@ -58,6 +60,7 @@ enum {
     DG_PROV_FABRICATED_MILLI,
     DG_PROV_PREFIX_MILLI,
     DG_PROV_THIS,                       /* this request: dg_provenance_t */
+    DG_PROV_SCRIPTED_MILLI,             /* follow-ups resent verbatim */
     DG_REPLY_NFIELDS
 };
 
@@ -90,6 +93,7 @@ typedef struct {
     int64_t             fabricated_milli;
     int64_t             prefix_milli;
     int64_t             provenance;
+    int64_t             scripted_milli;
 
     int64_t             state;          /* DG_LIM_* fields, 0 if absent */
     int64_t             penalty_ms;

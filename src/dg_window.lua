@@ -19,7 +19,8 @@ ARGV[3]  template_head  head fingerprint, uint32 in decimal; 0: none
 ARGV[4]  template_tail  tail fingerprint, uint32 in decimal; 0: none
 ARGV[5]  flags          bit 0: one-shot, the request claims no history
                         (no assistant or tool turn after a user turn),
-                        bit 1: cot > 0
+                        bit 1: cot > 0, bit 2: the last user turn is a
+                        message (6 tokens or more), not an "ok, thanks"
 ARGV[6]  bytes          prompt bytes of the request
 ARGV[7]  now_ms         empty, or for tests only: the clock in ms since
                         the epoch instead of TIME
@@ -77,6 +78,9 @@ Later versions append fields; readers ignore what they do not know.
  20 prefix            share of requests with a repeated preamble * 1000
  21 provenance        this request: 0 no history, 1 verified,
                       2 fabricated, 3 prefix
+ 22 scripted          share * 1000 of verified follow-ups whose message
+                      (bit 2 of the flags) this key already sent in
+                      another conversation: a script's fixed follow-ups
 
 A refused request is still added to the window: the profile is of what
 the key sends, so a campaign that keeps knocking stays throttled.
@@ -98,7 +102,8 @@ created and then patched with SETRANGE, so its allocation never changes.
                                    records back the same topic, head,
                                    tail was last seen inside the window
                                    when this one arrived; 0: not seen
-                                   (or no head / tail)
+                                   (or no head / tail); bit 21: a
+                                   scripted follow-up (see reply 22)
                       head u32, tail u32, bytes u32 (saturated)
                       sent u32, history u32 (see Provenance)
 
@@ -149,7 +154,9 @@ window = floor(window)
 local topic = floor(tonumber(ARGV[2]) or 0) % 4096
 local head = floor(tonumber(ARGV[3]) or 0) % B32
 local tail = floor(tonumber(ARGV[4]) or 0) % B32
-local flags = floor(tonumber(ARGV[5]) or 0) % 4
+local flags = floor(tonumber(ARGV[5]) or 0) % 8
+local long = flags >= 4                 -- bit 2: a message, not "thanks"
+flags = flags % 4
 local topic_last = floor(tonumber(ARGV[12]) or topic) % 4096
 local sent = floor(tonumber(ARGV[13]) or 0) % B32
 local prior = floor(tonumber(ARGV[14]) or 0) % B32
@@ -248,18 +255,24 @@ if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
 end
 
 -- provenance of the claimed history, over the whole ring (see above)
-local prov = 0
+local prov, again = 0, 0
 if prior ~= 0 then
-    prov = 2
+    local verified, seen, resent = false, false, false
     for i = 0, n - 1 do
         local sv, hv = ring[i * NF + 7], ring[i * NF + 8]
         if sv == prior then
-            prov = 1
-            break
+            verified = true
         end
         if hv == history then
-            prov = 3
+            seen = true
+        elseif sv == sent then
+            resent = true
         end
+    end
+    prov = verified and 1 or (seen and 3 or 2)
+    -- a follow-up this key already sent in another conversation
+    if verified and resent and long then
+        again = 2097152
     end
 end
 if prov == 0 or prov == 3 then
@@ -319,6 +332,7 @@ local sample, rbytes = newn - kfirst + 1, 0
 local ntopics, nheads, ntails, htop, ltop = 0, 0, 0, 0, 0
 local single, cot = 0, 0
 local pcount = { 0, 0, 0 }              -- verified, fabricated, prefix
+local scripted = 0
 local prevts, sumsq = nil, 0
 local tcnt, hcnt, lcnt = {}, {}, {}     -- by k, see below
 local lt, lh, ll = 0, 0, 0              -- last k with this request's values
@@ -343,7 +357,11 @@ for k = kfirst, newn do
         if ll > 0 and tail ~= 0 then
             nrl = k - ll
         end
-        r = nrt + nrh * 128 + nrl * 16384
+        r = nrt + nrh * 128 + nrl * 16384 + again
+    end
+    if r >= 2097152 then
+        scripted = scripted + 1
+        r = r - 2097152
     end
 
     rbytes = rbytes + by
@@ -434,7 +452,8 @@ bbytes = bbytes + nbytes
 local hdr = struct.pack('<BHHI4I6', VERSION, newn, (nxt + 1) % RING, w, b)
 local bucket = struct.pack('<I4I6', bcount, bbytes)
 local rec = struct.pack('<I4HI3I4I4I4I4I4', now % B32, tf,
-                        nrt + nrh * 128 + nrl * 16384, head, tail, nbytes,
+                        nrt + nrh * 128 + nrl * 16384 + again, head, tail,
+                        nbytes,
                         sent, (prov ~= 0) and history or 0)
 
 if fresh then
@@ -570,5 +589,6 @@ return {
     round(pcount[1] * 1000 / sample),
     round(pcount[2] * 1000 / sample),
     round(pcount[3] * 1000 / sample),
-    prov
+    prov,
+    round(scripted * 1000 / sample)
 }

@@ -22,7 +22,7 @@ my $redis = DG::Harness::Redis->start;
 my @FIELDS = qw(requests sample topics topic_entropy templates top_template
                 single_turn cot gap_mean_ms gap_cv bytes);
 my @LIMITER = qw(state penalty_ms refused retry_ms remaining now_ms
-                 verified fabricated prefix provenance);
+                 verified fabricated prefix provenance scripted);
 my $LIMITER_WANTED = 0;
 
 sub lua { DG::Harness::slurp("$ROOT/src/$_[0]") }
@@ -359,6 +359,9 @@ subtest 'provenance: verified, fabricated and repeated histories' => sub {
         [7, 60, 0, 333, 999, 9002],     # a history never sent: fabricated
         [8, 61, 0, 444, 888, 9003],     # fabricated
         [9, 62, 0, 555, 888, 9003],     # the same history again: prefix
+        # continues request 5 with the message request 2 sent in another
+        # conversation (flags bit 2: a message): a scripted follow-up
+        [9, 63, 4, 222, 555, 9004],
     );
     my $i = 0;
     my @p = map {
@@ -369,15 +372,17 @@ subtest 'provenance: verified, fabricated and repeated histories' => sub {
             $T0 + 1000 * $i++, 0, 0, 0, 0, $last, $sent, $prior, $hist);
         \%p;
     } @req;
-    is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3],
-              'none, verified, fabricated, fabricated, prefix');
-    my $q = $p[-1];
+    is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3, 1],
+              'none, verified, fabricated, fabricated, prefix, verified');
+    my $q = $p[-2];
     is($q->{verified}, 200, 'verified share');
     is($q->{fabricated}, 400, 'fabricated share');
     is($q->{prefix}, 200, 'prefix share');
     is($q->{single_turn}, 600, 'one-shot: no history or a fabricated one');
     is($q->{topics}, 4, 'first-turn topic when verified or fabricated, '
        . 'the last turn\'s otherwise');
+    is($q->{scripted}, 0, 'no scripted follow-up yet');
+    is($p[-1]{scripted}, 167, 'a message resent in another conversation');
 };
 
 subtest 'limiter: plain rate and the throttle of a penalised key' => sub {

@@ -6,6 +6,9 @@
 #include "dg_topic.h"
 
 
+static char  scratch[1 << 16];
+
+
 static void
 features_of(dg_features_t *f, const char *user, const char *system)
 {
@@ -412,6 +415,371 @@ test_topic_conversation(void **state)
 }
 
 
+/* the features of a parsed request body */
+static void
+features_body(dg_features_t *f, dg_prompt_t *p, const char *body)
+{
+    dg_prompt_parse(p, body, strlen(body), scratch, sizeof(scratch));
+    assert_false(p->fallback);
+    dg_features_compute(f, p, NULL);
+}
+
+
+static void
+test_text_fp(void **state)
+{
+    (void) state;
+
+    /* blanks do not count: clients re-wrap what they send back */
+    assert_int_equal(dg_text_fp("abc", 3), dg_text_fp(" a b\tc\n", 8));
+    assert_int_equal(dg_text_fp("Hello, world.", 13),
+                     dg_text_fp("Hello,\r\n  world.  ", 19));
+    assert_int_equal(dg_text_fp("", 0), dg_text_fp(" \n\t\r", 4));
+
+    /* the rest does: case, punctuation, order, length */
+    assert_int_not_equal(dg_text_fp("abc", 3), dg_text_fp("Abc", 3));
+    assert_int_not_equal(dg_text_fp("abc", 3), dg_text_fp("acb", 3));
+    assert_int_not_equal(dg_text_fp("abc", 3), dg_text_fp("abc.", 4));
+    assert_int_not_equal(dg_text_fp("abc", 3), dg_text_fp("ab", 2));
+    assert_int_not_equal(dg_text_fp("", 0), dg_text_fp("a", 1));
+
+    /* the length is what counts, not a NUL */
+    assert_int_equal(dg_text_fp("abc\0def", 3), dg_text_fp("abc", 3));
+    assert_int_not_equal(dg_text_fp("abc\0def", 7), dg_text_fp("abc", 3));
+
+    /* never 0: nothing, and a text whose hash is 0 (found by search) */
+    assert_int_not_equal(dg_text_fp("", 0), 0);
+    assert_int_not_equal(dg_text_fp(NULL, 0), 0);
+    assert_int_equal(dg_text_fp("!pkmPo", 6), 1);
+    assert_int_equal(dg_text_fp("!pk mPo\n", 8), 1);
+}
+
+
+/* a one-shot request: no history, what it sends */
+static void
+test_history_none(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    (void) state;
+
+    features_body(&f, &p, "{\"messages\":[{\"role\":\"user\",\"content\":"
+                  "\"What is a good recipe for banana bread?\"}]}");
+
+    assert_int_equal(f.sent, dg_text_fp(p.user.data, p.user.len));
+    assert_int_not_equal(f.sent, 0);
+    assert_int_equal(f.prior, 0);
+    assert_int_equal(f.history, 0);
+    assert_int_equal(f.conv_head, 0);
+    assert_int_equal(f.conv_tail, 0);
+    assert_false(f.prior_first);
+    assert_int_equal(f.topic_last, f.topic);
+
+    /* [u1, u2]: two user turns, no history claimed */
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"What is a good "
+                  "recipe for banana bread?\"},"
+                  "{\"role\":\"user\",\"content\":\"How do I read a CSV "
+                  "file into a pandas DataFrame in Python?\"}]}");
+
+    assert_int_equal(f.turns, 2);
+    assert_int_equal(f.prior, 0);
+    assert_int_equal(f.history, 0);
+    assert_int_equal(f.conv_head, 0);
+    assert_false(f.prior_first);
+    assert_string_equal(dg_topic_name(f.topic_last), "python");
+
+    /* an empty prompt still sends something */
+    features_of(&f, "", NULL);
+    assert_int_equal(f.sent, dg_text_fp("", 0));
+    assert_int_not_equal(f.sent, 0);
+}
+
+
+/* [u1, a1, u2]: a conversation's first follow-up */
+static void
+test_history_first(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f, one, u2;
+
+    (void) state;
+
+    features_of(&one, "Answer the following and explain your reasoning step "
+                "by step:\n\nWhat is a good recipe for banana bread?", NULL);
+    features_of(&u2, "why?", NULL);
+
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"Answer the following "
+                  "and explain your reasoning step by step:\\n\\nWhat is a "
+                  "good recipe for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Mash them.\"},"
+                  "{\"role\":\"user\",\"content\":\"why?\"}]}");
+
+    assert_true(p.has_prior);
+    assert_int_equal(f.turns, 3);
+
+    /* it sends u2 and claims that u1 was answered */
+    assert_int_equal(f.sent, dg_text_fp("why?", 4));
+    assert_int_equal(f.prior, one.sent);
+    assert_true(f.prior_first);
+    assert_int_not_equal(f.history, 0);
+
+    /* the topic of the opening, the last turn's kept apart */
+    assert_int_equal(f.topic, one.topic);
+    assert_int_equal(f.topic_last, u2.topic);
+
+    /* its own template is the last turn's; the frame is the first's */
+    assert_int_equal(f.template_head, u2.template_head);
+    assert_true(one.template_head != 0);
+    assert_int_equal(f.conv_head, one.template_head);
+    assert_int_equal(f.conv_tail, one.template_tail);
+
+    /*
+     * What the client sent before is what it claims now: the u1 of this
+     * request is the sent of the one-shot request that opened it, blanks
+     * aside
+     */
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"  Answer the "
+                  "following and explain your reasoning step by step:\\n"
+                  "What is a good recipe for banana bread?\\n\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Mash them.\"},"
+                  "{\"role\":\"user\",\"content\":\"why?\"}]}");
+
+    assert_int_equal(f.prior, one.sent);
+}
+
+
+/* [u1, a1, u2, a2, u3]: a later follow-up */
+static void
+test_history_later(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f, g;
+
+    static const char  *u1 = "What is a good recipe for banana bread?";
+
+    (void) state;
+
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"What is a good recipe "
+                  "for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Mash them.\"},"
+                  "{\"role\":\"user\",\"content\":\"why?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Sweeter.\"},"
+                  "{\"role\":\"user\",\"content\":\"and the oven?\"}]}");
+
+    assert_int_equal(f.turns, 5);
+    assert_int_equal(f.sent, dg_text_fp("and the oven?", 13));
+    assert_int_equal(f.prior, dg_text_fp("why?", 4));
+    assert_false(f.prior_first);
+    assert_int_not_equal(f.history, 0);
+
+    /* the frame is the first turn's, as for the first follow-up */
+    features_of(&g, u1, NULL);
+    assert_int_equal(f.conv_head, g.template_head);
+    assert_int_equal(f.conv_tail, g.template_tail);
+    assert_int_equal(f.topic, g.topic);
+
+    /* the history: first and prior turns, and the turn count */
+    features_body(&g, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"What is a good recipe "
+                  "for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Other words.\"},"
+                  "{\"role\":\"user\",\"content\":\"why?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Still other.\"},"
+                  "{\"role\":\"user\",\"content\":\"something else\"}]}");
+
+    assert_int_equal(g.history, f.history);
+    assert_int_equal(g.prior, f.prior);
+    assert_int_not_equal(g.sent, f.sent);
+
+    features_body(&g, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"What is a good recipe "
+                  "for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Mash them.\"},"
+                  "{\"role\":\"user\",\"content\":\"why not?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Sweeter.\"},"
+                  "{\"role\":\"user\",\"content\":\"and the oven?\"}]}");
+
+    assert_int_not_equal(g.history, f.history);
+    assert_int_not_equal(g.prior, f.prior);
+
+    features_body(&g, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"What is a good recipe "
+                  "for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Mash them.\"},"
+                  "{\"role\":\"user\",\"content\":\"why?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"Sweeter.\"},"
+                  "{\"role\":\"tool\",\"content\":\"42\"},"
+                  "{\"role\":\"user\",\"content\":\"and the oven?\"}]}");
+
+    assert_int_equal(g.prior, f.prior);
+    assert_int_not_equal(g.history, f.history);
+}
+
+
+/* [u1, a1, tool]: an agent loop, the user turn is the prior */
+static void
+test_history_agent(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f, one;
+
+    static const char  *u1 = "Answer the following and explain your "
+                             "reasoning step by step:\n\nWhat is a good "
+                             "recipe for banana bread?";
+
+    (void) state;
+
+    features_of(&one, u1, NULL);
+
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"Answer the following "
+                  "and explain your reasoning step by step:\\n\\nWhat is a "
+                  "good recipe for banana bread?\"},"
+                  "{\"role\":\"assistant\",\"content\":null,"
+                  "\"tool_calls\":[{\"id\":\"1\"}]},"
+                  "{\"role\":\"tool\",\"content\":\"42\"}]}");
+
+    assert_true(p.has_prior);
+    assert_int_equal(f.sent, one.sent);
+    assert_int_equal(f.prior, one.sent);
+    assert_true(f.prior_first);
+    assert_int_not_equal(f.history, 0);
+    assert_int_equal(f.conv_head, one.template_head);
+    assert_int_equal(f.conv_tail, one.template_tail);
+    assert_int_equal(f.template_head, one.template_head);
+    assert_int_equal(f.topic, one.topic);
+    assert_int_equal(f.topic_last, one.topic);
+}
+
+
+/*
+ * An image-only first and last user turn: empty texts all start at one
+ * address in scratch, so which user turn the prior is comes from the
+ * parser, not from comparing pointers.  [u1 (image), a1, u2 "text", a2,
+ * u3 (image)] claims u2, the third turn: no first follow-up.
+ */
+static void
+test_history_empty_first(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    (void) state;
+
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":[{\"type\":"
+                  "\"image_url\",\"image_url\":{\"url\":\"x\"}}]},"
+                  "{\"role\":\"assistant\",\"content\":\"a cat\"},"
+                  "{\"role\":\"user\",\"content\":\"what breed?\"},"
+                  "{\"role\":\"assistant\",\"content\":\"a tabby\"},"
+                  "{\"role\":\"user\",\"content\":[{\"type\":"
+                  "\"image_url\",\"image_url\":{\"url\":\"y\"}}]}]}");
+
+    assert_true(p.has_prior);
+    assert_int_equal(p.first_user.len, 0);
+    assert_int_equal(p.user.len, 0);
+    assert_int_equal(f.prior, dg_text_fp("what breed?", 11));
+
+    /* the prior is the third turn, though the texts share an address */
+    assert_false(f.prior_first);
+}
+
+
+/*
+ * The frame a conversation opened with is its first user turn's
+ * template: an image-only first turn has none, and the follow-up's
+ * template is not taken instead.
+ */
+static void
+test_history_conv_empty_first(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f;
+
+    (void) state;
+
+    features_body(&f, &p, "{\"messages\":["
+                  "{\"role\":\"user\",\"content\":[{\"type\":"
+                  "\"image_url\",\"image_url\":{\"url\":\"x\"}}]},"
+                  "{\"role\":\"assistant\",\"content\":\"a cat\"},"
+                  "{\"role\":\"user\",\"content\":\"Answer the following "
+                  "and explain your reasoning step by step:\\n\\nWhat is a "
+                  "good recipe for banana bread?\"}]}");
+
+    assert_true(p.has_prior);
+    assert_true(f.prior_first);
+    assert_true(f.template_head != 0);
+
+    /* the first turn has no text: no frame */
+    assert_int_equal(f.conv_head, 0);
+    assert_int_equal(f.conv_tail, 0);
+}
+
+
+/* the other shapes claim their histories the same way */
+static void
+test_history_shapes(void **state)
+{
+    dg_prompt_t    p;
+    dg_features_t  f, g;
+
+    (void) state;
+
+    features_body(&f, &p, "{\"system\":\"s\",\"max_tokens\":9,"
+                  "\"messages\":["
+                  "{\"role\":\"user\",\"content\":\"q1\"},"
+                  "{\"role\":\"assistant\",\"content\":[{\"type\":"
+                  "\"text\",\"text\":\"a1\"}]},"
+                  "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                  "\"text\":\"q2\"}]}]}");
+
+    assert_int_equal(f.format, DG_FORMAT_ANTHROPIC);
+    assert_int_equal(f.sent, dg_text_fp("q2", 2));
+    assert_int_equal(f.prior, dg_text_fp("q1", 2));
+    assert_true(f.prior_first);
+
+    /* the same conversation through the Responses API */
+    features_body(&g, &p, "{\"input\":["
+                  "{\"role\":\"user\",\"content\":\"q1\"},"
+                  "{\"role\":\"assistant\",\"content\":[{\"type\":"
+                  "\"output_text\",\"text\":\"a1\"}]},"
+                  "{\"role\":\"user\",\"content\":[{\"type\":"
+                  "\"input_text\",\"text\":\"q2\"}]}]}");
+
+    assert_int_equal(g.format, DG_FORMAT_OPENAI_RESPONSES);
+    assert_int_equal(g.sent, f.sent);
+    assert_int_equal(g.prior, f.prior);
+    assert_int_equal(g.history, f.history);
+    assert_true(g.prior_first);
+
+    /* a function call's output, role-less, follows q1 */
+    features_body(&g, &p, "{\"input\":["
+                  "{\"role\":\"user\",\"content\":\"q1\"},"
+                  "{\"type\":\"function_call_output\",\"call_id\":\"c\","
+                  "\"output\":\"{}\"}]}");
+
+    assert_int_equal(g.prior, dg_text_fp("q1", 2));
+    assert_int_equal(g.sent, g.prior);
+    assert_true(g.prior_first);
+
+    /* a string input and a completion: none */
+    features_body(&g, &p, "{\"input\":\"q1\"}");
+    assert_int_equal(g.prior, 0);
+    assert_int_equal(g.history, 0);
+    assert_int_equal(g.sent, dg_text_fp("q1", 2));
+
+    features_body(&g, &p, "{\"prompt\":\"q1\"}");
+    assert_int_equal(g.prior, 0);
+    assert_int_equal(g.history, 0);
+    assert_false(g.prior_first);
+}
+
+
 static void
 test_cot_builtin(void **state)
 {
@@ -592,6 +960,14 @@ main(void)
         cmocka_unit_test(test_simhash),
         cmocka_unit_test(test_simhash_long),
         cmocka_unit_test(test_topic_conversation),
+        cmocka_unit_test(test_text_fp),
+        cmocka_unit_test(test_history_none),
+        cmocka_unit_test(test_history_first),
+        cmocka_unit_test(test_history_later),
+        cmocka_unit_test(test_history_agent),
+        cmocka_unit_test(test_history_shapes),
+        cmocka_unit_test(test_history_empty_first),
+        cmocka_unit_test(test_history_conv_empty_first),
         cmocka_unit_test(test_template_prefix),
         cmocka_unit_test(test_template_suffix),
         cmocka_unit_test(test_template_short),

@@ -308,6 +308,284 @@ test_anthropic(void **state)
 }
 
 
+/*
+ * The history a request claims: prior is the last user turn that an
+ * assistant, tool or role-less item follows
+ */
+
+static void
+test_prior_chat(void **state)
+{
+    dg_prompt_t  p;
+
+    (void) state;
+
+    /* [u1, a1, u2]: the first follow-up, prior is first_user itself */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"system\",\"content\":\"sys\"},"
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":\"a1\"},"
+              "{\"role\":\"user\",\"content\":\"u2\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_CHAT);
+    assert_true(p.has_prior);
+    assert_text(p.prior, "u1");
+    assert_ptr_equal(p.prior.data, p.first_user.data);
+    assert_text(p.user, "u2");
+    assert_int_equal(p.turns, 3);
+
+    /* [u1, a1, u2, a2, u3]: u2, a message of its own, copied */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":\"a1\"},"
+              "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+              "\"text\":\"u2\"},{\"type\":\"text\",\"text\":\"more\"}]},"
+              "{\"role\":\"assistant\",\"content\":\"a2\"},"
+              "{\"role\":\"user\",\"content\":\"u3\"}]}");
+
+    assert_true(p.has_prior);
+    assert_text(p.first_user, "u1");
+    assert_text(p.prior, "u2\nmore");
+    assert_text(p.user, "u3");
+    assert_ptr_not_equal(p.prior.data, p.first_user.data);
+    assert_ptr_not_equal(p.prior.data, p.user.data);
+    assert_true(p.prior.data >= scratch
+                && p.prior.data + p.prior.len <= scratch + sizeof(scratch));
+    assert_int_equal(p.turns, 5);
+
+    /* an agent loop, [u1, a1, tool]: the user turn, also the first */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":null,"
+              "\"tool_calls\":[{\"id\":\"1\"}]},"
+              "{\"role\":\"tool\",\"content\":\"42\"}]}");
+
+    assert_true(p.has_prior);
+    assert_text(p.prior, "u1");
+    assert_ptr_equal(p.prior.data, p.user.data);
+    assert_ptr_equal(p.prior.data, p.first_user.data);
+
+    /* [u1, a1, u2, tool]: u2, the last user turn */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":\"a1\"},"
+              "{\"role\":\"user\",\"content\":\"u2\"},"
+              "{\"role\":\"tool\",\"content\":\"42\"}]}");
+
+    assert_true(p.has_prior);
+    assert_text(p.prior, "u2");
+    assert_ptr_equal(p.prior.data, p.user.data);
+
+    /* an assistant prefill after the last user turn: that turn */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":\"{\"}]}");
+
+    assert_true(p.has_prior);
+    assert_ptr_equal(p.prior.data, p.user.data);
+
+    /* [u1, u2]: nothing answered, no history */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"user\",\"content\":\"u2\"}]}");
+
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+    assert_non_null(p.prior.data);
+    assert_int_equal(p.turns, 2);
+
+    /* system and developer messages answer nothing */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"developer\",\"content\":\"d\"},"
+              "{\"role\":\"system\",\"content\":\"s\"}]}");
+
+    assert_false(p.has_prior);
+
+    /* an assistant before any user turn: no history of a user turn */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"assistant\",\"content\":\"hello\"},"
+              "{\"role\":\"user\",\"content\":\"u1\"}]}");
+
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+
+    /* a plain prompt */
+    parse(&p, "{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+
+    parse(&p, "{\"prompt\":\"q\"}");
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_COMPLETIONS);
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+
+    /* a raw body */
+    parse(&p, "tell me about [u1, a1, u2]");
+    assert_true(p.fallback);
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+    assert_non_null(p.prior.data);
+
+    /* a malformed body after a history: nothing of it is kept */
+    parse(&p, "{\"messages\":["
+              "{\"role\":\"user\",\"content\":\"u1\"},"
+              "{\"role\":\"assistant\",\"content\":\"a1\"},"
+              "{\"role\":\"user\",\"content\":\"u2\"}],}");
+    assert_true(p.fallback);
+    assert_false(p.has_prior);
+    assert_int_equal(p.prior.len, 0);
+}
+
+
+static void
+test_prior_anthropic(void **state)
+{
+    dg_prompt_t  p;
+
+    (void) state;
+
+    /* a tool result in a user turn: still a user turn */
+    parse(&p, "{\"max_tokens\":9,\"system\":\"s\",\"messages\":["
+              "{\"role\":\"user\",\"content\":\"q1\"},"
+              "{\"role\":\"assistant\",\"content\":[{\"type\":"
+              "\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}]},"
+              "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
+              "\"tool_use_id\":\"t\",\"content\":\"1\"},"
+              "{\"type\":\"text\",\"text\":\"go on\"}]}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_ANTHROPIC);
+    assert_true(p.has_prior);
+    assert_text(p.prior, "q1");
+    assert_ptr_equal(p.prior.data, p.first_user.data);
+    assert_text(p.user, "go on");
+
+    parse(&p, "{\"anthropic_version\":\"vertex-2023-10-16\","
+              "\"max_tokens\":9,\"messages\":["
+              "{\"role\":\"user\",\"content\":\"q1\"},"
+              "{\"role\":\"assistant\",\"content\":\"a1\"},"
+              "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+              "\"text\":\"q2\",\"cache_control\":{\"type\":"
+              "\"ephemeral\"}}]},"
+              "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+              "\"text\":\"a2\"}]},"
+              "{\"role\":\"user\",\"content\":\"q3\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_ANTHROPIC);
+    assert_true(p.has_prior);
+    assert_text(p.prior, "q2");
+    assert_ptr_not_equal(p.prior.data, p.first_user.data);
+    assert_ptr_not_equal(p.prior.data, p.user.data);
+    assert_text(p.user, "q3");
+
+    parse(&p, "{\"max_tokens\":9,\"system\":\"s\",\"messages\":["
+              "{\"role\":\"user\",\"content\":\"q1\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_ANTHROPIC);
+    assert_false(p.has_prior);
+}
+
+
+static void
+test_prior_responses(void **state)
+{
+    dg_prompt_t  p;
+
+    (void) state;
+
+    /* a string input: a plain prompt */
+    parse(&p, "{\"input\":\"q\",\"instructions\":\"i\"}");
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_RESPONSES);
+    assert_false(p.has_prior);
+
+    /* role-less items (a function call's output) follow a user turn */
+    parse(&p, "{\"input\":["
+              "{\"role\":\"user\",\"content\":\"q1\"},"
+              "{\"type\":\"function_call\",\"call_id\":\"c\","
+              "\"name\":\"f\",\"arguments\":\"{}\"},"
+              "{\"type\":\"function_call_output\",\"call_id\":\"c\","
+              "\"output\":\"{}\"}]}");
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_RESPONSES);
+    assert_true(p.has_prior);
+    assert_text(p.prior, "q1");
+    assert_ptr_equal(p.prior.data, p.user.data);
+    assert_int_equal(p.turns, 3);
+
+    /* [dev, u1, a1, output, u2]: u1 */
+    parse(&p, "{\"input\":["
+              "{\"role\":\"developer\",\"content\":\"dev rules\"},"
+              "{\"type\":\"message\",\"role\":\"user\",\"content\":["
+              "{\"type\":\"input_text\",\"text\":\"what is in\"},"
+              "{\"type\":\"input_image\",\"image_url\":\"https://x\"},"
+              "{\"type\":\"input_text\",\"text\":\"this image?\"}]},"
+              "{\"role\":\"assistant\",\"content\":[{\"type\":"
+              "\"output_text\",\"text\":\"a cat\"}]},"
+              "{\"type\":\"function_call_output\",\"call_id\":\"c\","
+              "\"output\":\"{}\"},"
+              "{\"role\":\"user\",\"content\":\"and now?\"}]}");
+
+    assert_true(p.has_prior);
+    assert_text(p.prior, "what is in\nthis image?");
+    assert_ptr_equal(p.prior.data, p.first_user.data);
+    assert_text(p.user, "and now?");
+
+    /* [u1, output, u2, output, u3]: u2, copied */
+    parse(&p, "{\"input\":["
+              "{\"role\":\"user\",\"content\":\"q1\"},"
+              "{\"type\":\"reasoning\",\"summary\":[]},"
+              "{\"role\":\"user\",\"content\":[{\"type\":"
+              "\"input_text\",\"text\":\"q2\"}]},"
+              "{\"type\":\"function_call_output\",\"call_id\":\"c\","
+              "\"output\":\"{}\"},"
+              "{\"role\":\"user\",\"content\":\"q3\"}]}");
+
+    assert_true(p.has_prior);
+    assert_text(p.prior, "q2");
+    assert_ptr_not_equal(p.prior.data, p.user.data);
+    assert_ptr_not_equal(p.prior.data, p.first_user.data);
+
+    /* user items only */
+    parse(&p, "{\"input\":["
+              "{\"role\":\"user\",\"content\":\"q1\"},"
+              "{\"role\":\"user\",\"content\":\"q2\"}]}");
+
+    assert_false(p.has_prior);
+}
+
+
+/* the copied prior stays inside a scratch of len + 1 bytes */
+
+static void
+test_prior_scratch(void **state)
+{
+    static const char  body[] =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9a\"},"
+        "{\"role\":\"assistant\",\"content\":\"x\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"b\"},{\"type\":\"text\",\"text\":\"c\"}]},"
+        "{\"role\":\"tool\",\"content\":\"y\"},"
+        "{\"role\":\"user\",\"content\":\"\\ud83d\\ude00\"}]}";
+
+    char         scr[sizeof(body)];
+    dg_prompt_t  p;
+
+    (void) state;
+
+    memset(scr, 0x55, sizeof(scr));
+
+    dg_prompt_parse(&p, body, sizeof(body) - 1, scr, sizeof(body));
+
+    assert_int_equal(p.format, DG_FORMAT_OPENAI_CHAT);
+    assert_text(p.first_user, "\xc3\xa9" "a");
+    assert_text(p.user, "\xf0\x9f\x98\x80");
+    assert_true(p.has_prior);
+    assert_text(p.prior, "b\nc");
+    assert_true(p.prior.data >= scr);
+    assert_true(p.prior.data + p.prior.len <= scr + sizeof(scr));
+}
+
+
 static void
 test_meta(void **state)
 {
@@ -835,6 +1113,32 @@ test_reference(void **state)
         "[\"x\"]",
         "{\"messages\":[{\"role\":\"user\"}]}",
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":5}]}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":\"a1\"},"
+        "{\"role\":\"user\",\"content\":\"u2\"},"
+        "{\"role\":\"assistant\",\"content\":\"a2\"},"
+        "{\"role\":\"user\",\"content\":\"u3\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":null},"
+        "{\"role\":\"tool\",\"content\":\"t\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"user\",\"content\":\"u2\"}]}",
+        "{\"max_tokens\":1,\"messages\":[{\"role\":\"user\","
+        "\"content\":\"u1\"},{\"role\":\"assistant\",\"content\":"
+        "[{\"type\":\"text\",\"text\":\"a\"}]},{\"role\":\"user\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"u2\"}]},"
+        "{\"role\":\"assistant\",\"content\":\"b\"},"
+        "{\"role\":\"user\",\"content\":\"u3\"}]}",
+        "{\"input\":[{\"role\":\"user\",\"content\":\"q1\"},"
+        "{\"type\":\"function_call_output\",\"output\":\"o\"},"
+        "{\"role\":\"user\",\"content\":\"q2\"},"
+        "{\"type\":\"function_call_output\",\"output\":\"o\"},"
+        "{\"role\":\"user\",\"content\":\"q3\"}]}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"u1\"},"
+        "{\"role\":\"assistant\",\"content\":\"a1\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]},"
+        "{\"role\":\"assistant\",\"content\":\"a2\"},"
+        "{\"role\":\"user\",\"content\":\"u3\"}]}",
     };
 
     (void) state;
@@ -861,6 +1165,15 @@ test_reference(void **state)
                             p.first_user.len);
         assert_int_equal(p.system.len, r.system.len);
         assert_memory_equal(p.system.data, r.system.data, p.system.len);
+        assert_int_equal(p.has_prior, r.has_prior);
+        assert_int_equal(p.prior.len, r.prior.len);
+        assert_memory_equal(p.prior.data, r.prior.data, p.prior.len);
+
+        /* the same message is the same pointer, in both */
+        assert_int_equal(p.prior.data == p.first_user.data,
+                         r.prior.data == r.first_user.data);
+        assert_int_equal(p.prior.data == p.user.data,
+                         r.prior.data == r.user.data);
     }
 }
 
@@ -896,6 +1209,10 @@ main(void)
         cmocka_unit_test(test_completions),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_anthropic),
+        cmocka_unit_test(test_prior_chat),
+        cmocka_unit_test(test_prior_anthropic),
+        cmocka_unit_test(test_prior_responses),
+        cmocka_unit_test(test_prior_scratch),
         cmocka_unit_test(test_meta),
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_malformed),
