@@ -749,14 +749,13 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
         f->conv_tail = f->template_tail;
     }
 
+    f->opening = p->one_user ? f->sent
+                             : dg_text_fp(p->first_user.data,
+                                          p->first_user.len);
+
     if (p->has_prior) {
         f->prior = dg_text_fp(p->prior.data, p->prior.len);
         f->prior_first = p->prior_first;
-        f->history = (uint32_t) dg_mix64(
-                         ((uint64_t) dg_text_fp(p->first_user.data,
-                                                p->first_user.len) << 32
-                          | f->prior) ^ ((uint64_t) p->turns << 17));
-        f->history += (f->history == 0);
     }
 
     f->turns = p->turns;

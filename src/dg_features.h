@@ -36,9 +36,9 @@ typedef struct {
     uint32_t            prior;          /* of the user turn the claimed
                                            history was last answered on;
                                            0: no history claimed */
-    uint32_t            history;        /* of the claimed history: first
-                                           and prior user turns and the
-                                           turn count; 0: none */
+    uint32_t            opening;        /* fingerprint of the first user
+                                           turn: the conversation the
+                                           request belongs to; never 0 */
     uint32_t            conv_head;      /* template fingerprints of the
                                            first user turn of a request */
     uint32_t            conv_tail;      /* with history; 0: none */

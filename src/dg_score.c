@@ -40,7 +40,7 @@ dg_score_conf_default(dg_score_conf_t *conf)
     conf->weight_milli[DG_SIG_REGULAR] = 250;
     conf->weight_milli[DG_SIG_VOLUME] = 150;
     conf->weight_milli[DG_SIG_FABRICATED] = 600;
-    conf->weight_milli[DG_SIG_SCRIPTED] = 500;
+    conf->weight_milli[DG_SIG_SCRIPTED] = 600;
     conf->min_requests = 20;
 }
 

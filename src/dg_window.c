@@ -68,7 +68,7 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         || dg_cmd_addf(cmd, "%u", (unsigned) f->topic_last) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, f->sent) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, f->prior) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->history) != 0)
+        || dg_cmd_addf(cmd, "%" PRIu32, f->opening) != 0)
     {
         return -1;
     }

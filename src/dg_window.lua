@@ -34,20 +34,24 @@ ARGV[13] sent           fingerprint (uint32, not 0) of the last user turn:
                         what this request sends
 ARGV[14] prior          fingerprint of the user turn the claimed history
                         was last answered on; 0: no history claimed
-ARGV[15] history        fingerprint of the claimed history (first and
-                        prior user turns, turn count); 0: none
+ARGV[15] opening        fingerprint of the first user turn: the
+                        conversation the request belongs to
 
 Provenance.  A request that claims a history is checked against what
-this key really sent: the ring keeps each request's "sent" fingerprint.
-When a record's sent equals the request's prior, the request continues
-a conversation of this key (verified).  Else, when a record claimed the
-same history, the history is a fixed preamble the key repeats, such as
-a product's few-shot examples (prefix).  Else the history was made up
-or comes from elsewhere (fabricated).  The whole ring counts, not only
-the window: the last 128 requests, for as long as the key is not idle
-for a window.  Verified and fabricated requests are about what the
-conversation opened with (ARGV[2]); others about their last user turn
-(ARGV[12]).  Requests with no history and fabricated ones are one-shot.
+this key really sent: each ring record keeps its request's "sent" and
+"opening" fingerprints.  The request continues a conversation of this
+key (verified) when a record sent the prior turn in the same
+conversation (same opening), or when exactly one record sent it (a
+trimmed conversation has lost its opening, but a message sent once
+tells the conversation).  Else, when a record with the same opening
+claimed a history it had not sent either, the history is a fixed
+preamble the key repeats, such as a product's few-shot examples
+(prefix).  Else the history was made up or comes from elsewhere
+(fabricated).  The whole ring counts, not only the window: the last 128
+requests, for as long as the key is not idle for a window.  Verified
+and fabricated requests are about what the conversation opened with
+(ARGV[2]); others about their last user turn (ARGV[12]).  Requests with
+no history and fabricated ones are one-shot.
 
 Reply: an array of integers in the DG_PROF_* order of src/dg_window.h.
 Later versions append fields; readers ignore what they do not know.
@@ -105,7 +109,7 @@ created and then patched with SETRANGE, so its allocation never changes.
                                    (or no head / tail); bit 21: a
                                    scripted follow-up (see reply 22)
                       head u32, tail u32, bytes u32 (saturated)
-                      sent u32, history u32 (see Provenance)
+                      sent u32, opening u32 (see Provenance)
 
 Timestamps: the key expires after window_ms without a request, so two
 consecutive records are less than window_ms < 2^31 apart; the script
@@ -160,7 +164,7 @@ flags = flags % 4
 local topic_last = floor(tonumber(ARGV[12]) or topic) % 4096
 local sent = floor(tonumber(ARGV[13]) or 0) % B32
 local prior = floor(tonumber(ARGV[14]) or 0) % B32
-local history = floor(tonumber(ARGV[15]) or 0) % B32
+local opening = floor(tonumber(ARGV[15]) or 0) % B32
 local nbytes = floor(tonumber(ARGV[6]) or 0)
 if nbytes < 0 then
     nbytes = 0
@@ -257,18 +261,25 @@ end
 -- provenance of the claimed history, over the whole ring (see above)
 local prov, again = 0, 0
 if prior ~= 0 then
-    local verified, seen, resent = false, false, false
+    local verified, seen, resent, senders = false, false, false, 0
     for i = 0, n - 1 do
-        local sv, hv = ring[i * NF + 7], ring[i * NF + 8]
+        local sv, ov = ring[i * NF + 7], ring[i * NF + 8]
         if sv == prior then
-            verified = true
+            senders = senders + 1
+            if ov == opening then
+                verified = true
+            end
         end
-        if hv == history then
-            seen = true
+        if ov == opening then
+            -- 32768: provenance 2 or 3, a history it had not sent
+            if ring[i * NF + 2] >= 32768 then
+                seen = true
+            end
         elseif sv == sent then
             resent = true
         end
     end
+    verified = verified or senders == 1
     prov = verified and 1 or (seen and 3 or 2)
     -- a follow-up this key already sent in another conversation
     if verified and resent and long then
@@ -296,7 +307,7 @@ local j = slot * NF
 local dropped = ring[j + 1]
 ring[j + 1], ring[j + 2], ring[j + 3] = now % B32, tf, 0
 ring[j + 4], ring[j + 5], ring[j + 6] = head, tail, nbytes
-ring[j + 7], ring[j + 8] = sent, (prov ~= 0) and history or 0
+ring[j + 7], ring[j + 8] = sent, opening
 local newn = (n < RING) and n + 1 or RING
 local oldest = (newn < RING) and 0 or (slot + 1) % RING
 
@@ -454,7 +465,7 @@ local bucket = struct.pack('<I4I6', bcount, bbytes)
 local rec = struct.pack('<I4HI3I4I4I4I4I4', now % B32, tf,
                         nrt + nrh * 128 + nrl * 16384 + again, head, tail,
                         nbytes,
-                        sent, (prov ~= 0) and history or 0)
+                        sent, opening)
 
 if fresh then
     -- the whole value at its final size: SETRANGE never grows it later

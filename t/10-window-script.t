@@ -351,30 +351,36 @@ subtest 'bad input and old state' => sub {
 };
 
 subtest 'provenance: verified, fabricated and repeated histories' => sub {
-    # [topic, topic_last, flags, sent, prior, history]: ARGV 2, 12, 5,
+    # [topic, topic_last, flags, sent, prior, opening]: ARGV 2, 12, 5,
     # 13, 14, 15
     my @req = (
-        [5, 5,  1, 111, 0,   0],        # one-shot
-        [5, 50, 0, 222, 111, 9001],     # continues request 1: verified
-        [7, 60, 0, 333, 999, 9002],     # a history never sent: fabricated
-        [8, 61, 0, 444, 888, 9003],     # fabricated
-        [9, 62, 0, 555, 888, 9003],     # the same history again: prefix
+        [5, 5,  1, 111, 0,   111],      # one-shot
+        [5, 50, 0, 222, 111, 111],      # continues request 1: verified
+        [7, 60, 0, 333, 999, 7001],     # a history never sent: fabricated
+        [8, 61, 0, 444, 888, 7002],     # fabricated
+        [9, 62, 0, 555, 888, 7002],     # the same preamble again: prefix
         # continues request 5 with the message request 2 sent in another
         # conversation (flags bit 2: a message): a scripted follow-up
-        [9, 63, 4, 222, 555, 9004],
+        [9, 63, 4, 222, 555, 7002],
+        # a message sent in two conversations, claimed in a third one
+        [4, 64, 0, 777, 222, 7003],
+        # a trimmed conversation: its opening is gone, but the prior was
+        # sent once, in request 3
+        [7, 65, 0, 778, 333, 7009],
     );
     my $i = 0;
     my @p = map {
-        my ($topic, $last, $flags, $sent, $prior, $hist) = @$_;
+        my ($topic, $last, $flags, $sent, $prior, $open) = @$_;
         my %p;
         @p{@FIELDS, @LIMITER} = $redis->cli_pipe(join ' ', 'EVALSHA', $WSHA,
             2, 'dg:{prov1}:w', 'dg:{prov1}:s', $W, $topic, 0, 0, $flags, 10,
-            $T0 + 1000 * $i++, 0, 0, 0, 0, $last, $sent, $prior, $hist);
+            $T0 + 1000 * $i++, 0, 0, 0, 0, $last, $sent, $prior, $open);
         \%p;
     } @req;
-    is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3, 1],
-              'none, verified, fabricated, fabricated, prefix, verified');
-    my $q = $p[-2];
+    is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3, 1, 2, 1],
+              'none, verified, fabricated, fabricated, prefix, verified, '
+              . 'fabricated, verified');
+    my $q = $p[4];
     is($q->{verified}, 200, 'verified share');
     is($q->{fabricated}, 400, 'fabricated share');
     is($q->{prefix}, 200, 'prefix share');
@@ -382,7 +388,7 @@ subtest 'provenance: verified, fabricated and repeated histories' => sub {
     is($q->{topics}, 4, 'first-turn topic when verified or fabricated, '
        . 'the last turn\'s otherwise');
     is($q->{scripted}, 0, 'no scripted follow-up yet');
-    is($p[-1]{scripted}, 167, 'a message resent in another conversation');
+    is($p[5]{scripted}, 167, 'a message resent in another conversation');
 };
 
 subtest 'limiter: plain rate and the throttle of a penalised key' => sub {

@@ -470,7 +470,7 @@ test_history_none(void **state)
     assert_int_equal(f.sent, dg_text_fp(p.user.data, p.user.len));
     assert_int_not_equal(f.sent, 0);
     assert_int_equal(f.prior, 0);
-    assert_int_equal(f.history, 0);
+    assert_int_equal(f.opening, f.sent);
     assert_int_equal(f.conv_head, 0);
     assert_int_equal(f.conv_tail, 0);
     assert_false(f.prior_first);
@@ -485,7 +485,8 @@ test_history_none(void **state)
 
     assert_int_equal(f.turns, 2);
     assert_int_equal(f.prior, 0);
-    assert_int_equal(f.history, 0);
+    assert_int_equal(f.opening, dg_text_fp(p.first_user.data,
+                                           p.first_user.len));
     assert_int_equal(f.conv_head, 0);
     assert_false(f.prior_first);
     assert_string_equal(dg_topic_name(f.topic_last), "python");
@@ -524,7 +525,7 @@ test_history_first(void **state)
     assert_int_equal(f.sent, dg_text_fp("why?", 4));
     assert_int_equal(f.prior, one.sent);
     assert_true(f.prior_first);
-    assert_int_not_equal(f.history, 0);
+    assert_int_equal(f.opening, one.sent);
 
     /* the topic of the opening, the last turn's kept apart */
     assert_int_equal(f.topic, one.topic);
@@ -575,7 +576,7 @@ test_history_later(void **state)
     assert_int_equal(f.sent, dg_text_fp("and the oven?", 13));
     assert_int_equal(f.prior, dg_text_fp("why?", 4));
     assert_false(f.prior_first);
-    assert_int_not_equal(f.history, 0);
+    assert_int_not_equal(f.opening, 0);
 
     /* the frame is the first turn's, as for the first follow-up */
     features_of(&g, u1, NULL);
@@ -583,7 +584,7 @@ test_history_later(void **state)
     assert_int_equal(f.conv_tail, g.template_tail);
     assert_int_equal(f.topic, g.topic);
 
-    /* the history: first and prior turns, and the turn count */
+    /* the opening: the first user turn, whatever follows it */
     features_body(&g, &p, "{\"messages\":["
                   "{\"role\":\"user\",\"content\":\"What is a good recipe "
                   "for banana bread?\"},"
@@ -592,7 +593,7 @@ test_history_later(void **state)
                   "{\"role\":\"assistant\",\"content\":\"Still other.\"},"
                   "{\"role\":\"user\",\"content\":\"something else\"}]}");
 
-    assert_int_equal(g.history, f.history);
+    assert_int_equal(g.opening, f.opening);
     assert_int_equal(g.prior, f.prior);
     assert_int_not_equal(g.sent, f.sent);
 
@@ -604,7 +605,7 @@ test_history_later(void **state)
                   "{\"role\":\"assistant\",\"content\":\"Sweeter.\"},"
                   "{\"role\":\"user\",\"content\":\"and the oven?\"}]}");
 
-    assert_int_not_equal(g.history, f.history);
+    assert_int_equal(g.opening, f.opening);
     assert_int_not_equal(g.prior, f.prior);
 
     features_body(&g, &p, "{\"messages\":["
@@ -617,7 +618,7 @@ test_history_later(void **state)
                   "{\"role\":\"user\",\"content\":\"and the oven?\"}]}");
 
     assert_int_equal(g.prior, f.prior);
-    assert_int_not_equal(g.history, f.history);
+    assert_int_equal(g.opening, f.opening);
 }
 
 
@@ -648,7 +649,7 @@ test_history_agent(void **state)
     assert_int_equal(f.sent, one.sent);
     assert_int_equal(f.prior, one.sent);
     assert_true(f.prior_first);
-    assert_int_not_equal(f.history, 0);
+    assert_int_equal(f.opening, one.sent);
     assert_int_equal(f.conv_head, one.template_head);
     assert_int_equal(f.conv_tail, one.template_tail);
     assert_int_equal(f.template_head, one.template_head);
@@ -754,7 +755,7 @@ test_history_shapes(void **state)
     assert_int_equal(g.format, DG_FORMAT_OPENAI_RESPONSES);
     assert_int_equal(g.sent, f.sent);
     assert_int_equal(g.prior, f.prior);
-    assert_int_equal(g.history, f.history);
+    assert_int_equal(g.opening, f.opening);
     assert_true(g.prior_first);
 
     /* a function call's output, role-less, follows q1 */
@@ -770,12 +771,12 @@ test_history_shapes(void **state)
     /* a string input and a completion: none */
     features_body(&g, &p, "{\"input\":\"q1\"}");
     assert_int_equal(g.prior, 0);
-    assert_int_equal(g.history, 0);
+    assert_int_equal(g.opening, g.sent);
     assert_int_equal(g.sent, dg_text_fp("q1", 2));
 
     features_body(&g, &p, "{\"prompt\":\"q1\"}");
     assert_int_equal(g.prior, 0);
-    assert_int_equal(g.history, 0);
+    assert_int_equal(g.opening, g.sent);
     assert_false(g.prior_first);
 }
 

@@ -245,7 +245,7 @@ test_window_cmd_history(void **state)
     t.f.topic_last = 4095;
     t.f.sent = 1;
     t.f.prior = 0xffffffff;
-    t.f.history = 0x80000000;
+    t.f.opening = 0x80000000;
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, NULL), 0);
     assert_int_equal(cmd.argc, 20);
@@ -261,7 +261,7 @@ test_window_cmd_history(void **state)
     t.f.template_head = UINT32_MAX;
     t.f.template_tail = UINT32_MAX;
     t.f.sent = UINT32_MAX;
-    t.f.history = UINT32_MAX;
+    t.f.opening = UINT32_MAX;
     t.f.cot = 1;
     t.req.throttle_ms = UINT64_MAX;
     t.req.rate_ms = UINT64_MAX;
