@@ -286,6 +286,8 @@ for my $ev (@timeline) {
         ($res->{status} == 599 ? (error => $res->{content}) : ()),
         (defined $h->{'retry-after'} ? (retry_after => $h->{'retry-after'})
             : ()),
+        (defined $h->{'x-distill-guard-features'}
+            ? (features => $h->{'x-distill-guard-features'}) : ()),
     };
     $status{ $res->{status} }++;
     push @late, $start - $due;
