@@ -57,6 +57,7 @@ typedef struct {
     ngx_atomic_t                redis_unavailable;
     ngx_atomic_t                redis_replies;
     ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                limit_evicted;
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
     ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
 } ngx_dg_stats_t;
@@ -68,7 +69,7 @@ typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 queue;      /* least recently used last */
-    ngx_uint_t                  evicted_logged;
+    ngx_msec_t                  evicted_logged; /* when, for once a minute */
 } ngx_dg_shctx_t;
 
 
@@ -90,6 +91,7 @@ typedef struct {
     char                        window_sha[DG_SHA1_HEX_LEN + 1];
     char                        fanout_sha[DG_SHA1_HEX_LEN + 1];
     ngx_shm_zone_t             *shm_zone;
+    size_t                      zone_size;
     ngx_uint_t                  enabled;    /* some location turns it on */
 } ngx_http_distill_guard_main_conf_t;
 
@@ -98,8 +100,8 @@ typedef struct {
     ngx_flag_t                  enable;
     ngx_http_complex_value_t   *key;
     size_t                      body_max;
-    ngx_array_t                *cot_patterns;  /* ngx_str_t, own only */
-    dg_cot_t                   *cot;
+    ngx_array_t                *cot_patterns;  /* ngx_regex_t *, the
+                                                   inherited ones too */
     ngx_uint_t                  fail;
     ngx_int_t                   weight[DG_SIG_SCORED];  /* milli */
     ngx_uint_t                  min_requests;
@@ -112,6 +114,7 @@ typedef struct {
     ngx_uint_t                  mode;
     ngx_http_complex_value_t   *bypass;
     ngx_flag_t                  headers;
+    ngx_uint_t                  log_level;
     dg_score_conf_t             score;      /* built at merge */
 } ngx_http_distill_guard_loc_conf_t;
 
@@ -156,6 +159,7 @@ typedef struct {
     unsigned                    body_done:1;
     unsigned                    have_profile:1;
     unsigned                    redis_unavailable:1;
+    unsigned                    logged:1;
     ngx_uint_t                  action;
     ngx_int_t                   status;     /* refusal status, or 0 */
     ngx_uint_t                  refused;    /* NGX_DG_REFUSED_* */
@@ -198,6 +202,8 @@ char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
     void *data);
 char *ngx_http_distill_guard_body_max(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+char *ngx_http_distill_guard_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_distill_guard_redis.c */
 ngx_int_t ngx_dg_redis_init_process(ngx_cycle_t *cycle,
