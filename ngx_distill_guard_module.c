@@ -967,6 +967,8 @@ ngx_http_distill_guard_decide(ngx_http_request_t *r,
     default:
         ngx_dg_count(passed);
     }
+
+    ngx_dg_stats_signals(ctx->score.signals);
 }
 
 

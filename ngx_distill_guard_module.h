@@ -59,6 +59,8 @@ typedef struct {
     ngx_atomic_t                redis_reconnects;
     ngx_atomic_t                limit_evicted;
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
+    ngx_atomic_t                lat_sum_us;
+    ngx_atomic_t                signals[DG_SIG_N];
     ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
 } ngx_dg_stats_t;
 
@@ -228,6 +230,7 @@ ngx_int_t ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
 ngx_int_t ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_dg_stats_t *ngx_dg_stats(void);
 void ngx_dg_stats_latency(uint64_t us);
+void ngx_dg_stats_signals(uint32_t mask);
 uint64_t ngx_dg_now_us(void);
 void ngx_dg_stats_worker_state(ngx_uint_t state);
 char *ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd,
