@@ -131,4 +131,42 @@ EOF
     $big->stop;
 };
 
+subtest 'conf-examples/json-log.conf: every line is a JSON object' => sub {
+    my $j = DG::Harness::Nginx->start(upstream => $up, http => <<"EOF");
+distill_guard_secret "$SECRET";
+include %%ROOT%%/conf-examples/json-log.conf;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    access_log %%DIR%%/json.log distill_guard_json;
+    location /v1/ {
+        distill_guard on;
+        proxy_pass http://%%UPSTREAM%%;
+    }
+}
+EOF
+    my $body = chat("Say \"hi\"\\ step by step\n\x01");
+    is($j->request(POST => '/v1/x', { headers => {
+        Authorization => 'Bearer sk-t43-json' }, content => $body })
+        ->{status}, 200, 'a guarded request: 200');
+    is($j->request(POST => '/v1/x', { content => 'no key' })->{status}, 200,
+        'no key: 200');
+    $j->stop;
+    my @l = grep { length } split /\n/,
+        DG::Harness::slurp($j->dir . '/json.log');
+    is(scalar @l, 2, 'two lines');
+    my @o = map { DG::Harness::json_decode($_) } @l;
+    ok(ref $o[0] eq 'HASH' && ref $o[1] eq 'HASH', 'both decode as JSON')
+        or return diag(join "\n", @l);
+    is($o[0]{key_id}, key_id('sk-t43-json', $SECRET), 'key_id');
+    is($o[0]{action}, 'pass', 'action pass');
+    is($o[0]{status}, 200, 'status a number');
+    like($o[0]{score}, qr/^\d\.\d{3}$/, 'score');
+    my $f = DG::Harness::json_decode($o[0]{features} // '');
+    is(ref $f, 'HASH', 'features: a JSON object inside the string');
+    cmp_ok($f->{cot} // 0, '>=', 1, 'features.cot counted "step by step"');
+    is($o[1]{action}, 'skip', 'no key: action skip');
+    is($o[1]{score}, '0.000', 'no key: score "0.000"');
+    is($o[1]{features}, '', 'no key: features ""');
+};
+
 done_testing();
