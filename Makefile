@@ -1,6 +1,7 @@
 # distill-guard: build, test and demo.
 #
-#   make          the nginx dynamic module: build/ngx_distill_guard_module.so
+#   make          the nginx dynamic module: build/ngx_distill_guard_module.so,
+#                 and the operator's CLI: build/distill-guard-ctl
 #   make test     install what is missing, build, run every test
 #   make demo     install what is missing, build, run the demo
 #   make lib      the engine as a static library (no nginx)
@@ -30,10 +31,10 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit test demo deps bench fuzz eval eval-features \
-        clean
+.PHONY: all module lib ctl unit test demo deps bench fuzz eval \
+        eval-features deb clean
 
-all: module
+all: module ctl
 
 module: $(BUILD)/ngx_distill_guard_module.so
 
@@ -72,6 +73,12 @@ $(BUILD)/engine/dg_scripts.o: $(BUILD)/gen/dg_scripts.c
 
 lib: $(BUILD)/libdg.a
 
+ctl: $(BUILD)/distill-guard-ctl
+
+$(BUILD)/distill-guard-ctl: ctl/distill_guard_ctl.c $(BUILD)/libdg.a
+	$(CC) $(CFLAGS_DG) $(CPPFLAGS) $(LDFLAGS) $< -o $@ $(BUILD)/libdg.a \
+	    -lhiredis $(LIBS_DG)
+
 $(BUILD)/libdg.a: $(ENGINE_OBJS)
 	rm -f $@
 	ar rcs $@ $^
@@ -88,7 +95,7 @@ deps:
 	@sh .ci/deps.sh
 
 test: deps
-	$(MAKE) module lib
+	$(MAKE) module lib ctl
 	@bash t/run-all.sh
 
 demo: deps
