@@ -233,6 +233,7 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
             return NGX_CONF_ERROR;
         }
 
+        /* preallocated above: the pushes cannot fail */
         re = ngx_array_push_n(all, prev->cot_patterns->nelts);
         ngx_memcpy(re, prev->cot_patterns->elts,
                    prev->cot_patterns->nelts * sizeof(ngx_regex_t *));

@@ -172,6 +172,10 @@ accepted('distill_guard_key with a complex value',
     conf(location => 'distill_guard on; '
         . 'distill_guard_key "$http_x_tenant:$http_x_api_key";'));
 
+accepted('distill_guard_cot_pattern: PCRE syntax (a lookbehind)',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_cot_pattern "(?<!no )rationale\\b";'));
+
 accepted('fixed-point values, zone size and log level',
     conf(http => 'distill_guard_secret "s"; distill_guard_zone 10m; '
         . 'distill_guard_tag_threshold 0.555; distill_guard_weight cot 2.5;'
