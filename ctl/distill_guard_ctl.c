@@ -635,7 +635,10 @@ ctl_time(char *buf, size_t size, unsigned long long ms)
 }
 
 
-/* the newest event of a key, in a reply of XREVRANGE; NULL if none */
+/*
+ * The newest event the module wrote for a key, in a reply of XREVRANGE
+ * (a release names no signals); NULL if none.
+ */
 static redisReply *
 ctl_last_event(redisReply *events, const char *key_id)
 {
@@ -646,7 +649,8 @@ ctl_last_event(redisReply *events, const char *key_id)
         e = events->element[i];
 
         if (e->elements == 2
-            && strcmp(ctl_field(e->element[1], "key_id"), key_id) == 0)
+            && strcmp(ctl_field(e->element[1], "key_id"), key_id) == 0
+            && ctl_field(e->element[1], "by")[0] == '\0')
         {
             return e;
         }

@@ -211,6 +211,8 @@ subtest 'release: the key passes again, and the stream says so' => sub {
 
     my $s = ctl_json(@R, '--prefix', 't50', '--json', 'show', $HOT_ID);
     is($s->{state}, 'pass', 'show: state pass');
+    like($s->{signals}, qr/\btemplate\b/,
+        'show: the signals of the module\'s last change, not the release');
     is($s->{penalty_left_ms}, 0, 'show: no penalty left');
     ok(!$s->{has_window}, 'show: no window');
     is($redis->cli('HGET', "t50:{$HOT_ID}:s", 'pu'), 0, 'Redis: pu 0');
