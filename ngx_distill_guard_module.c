@@ -18,7 +18,6 @@
 #define NGX_DG_STATE_DONE           3
 
 
-
 static ngx_int_t ngx_http_distill_guard_handler(ngx_http_request_t *r);
 static void ngx_http_distill_guard_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_distill_guard_account(ngx_http_request_t *r,
@@ -572,13 +571,14 @@ ngx_http_distill_guard_body_handler(ngx_http_request_t *r)
 
 /*
  * The API key: distill_guard_key when set; else Authorization (OpenAI,
- * and most gateways), or X-Api-Key when there is none (Anthropic).
+ * and most gateways), or X-Api-Key when that holds no key (Anthropic).
  */
 
 static ngx_int_t
 ngx_http_distill_guard_key(ngx_http_request_t *r,
     ngx_http_distill_guard_loc_conf_t *dlcf, ngx_str_t *value)
 {
+    size_t            len;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
@@ -587,11 +587,13 @@ ngx_http_distill_guard_key(ngx_http_request_t *r,
         return ngx_http_complex_value(r, dlcf->key, value);
     }
 
-    if (r->headers_in.authorization
-        && r->headers_in.authorization->value.len)
-    {
+    if (r->headers_in.authorization) {
         *value = r->headers_in.authorization->value;
-        return NGX_OK;
+        len = value->len;
+
+        if (dg_key_normalize((char *) value->data, &len) && len) {
+            return NGX_OK;
+        }
     }
 
     ngx_str_null(value);
@@ -689,12 +691,12 @@ static uint32_t
 ngx_http_distill_guard_cot(ngx_http_request_t *r, ngx_array_t *patterns,
     const char *text, size_t len)
 {
-    int           captures[3];
-    uint32_t      n;
-    ngx_int_t     rc;
-    ngx_str_t     s;
-    ngx_uint_t    i;
-    ngx_regex_t **re;
+    int            captures[3];
+    uint32_t       n;
+    ngx_int_t      rc;
+    ngx_str_t      s;
+    ngx_uint_t     i;
+    ngx_regex_t  **re;
 
     n = 0;
     re = patterns->elts;

@@ -254,6 +254,14 @@ subtest 'default key: Authorization, else X-Api-Key' => sub {
         'X-Api-Key' => 'sk-ant-test-1');
     is($v->{key_id}, key_id('sk-oai-test-2'), 'both: Authorization first');
 
+    my $raw = DG::Harness::raw_request($ngx->port,
+        "POST /v1/x HTTP/1.1\r\nHost: localhost\r\nAuthorization: \r\n"
+        . "X-Api-Key: sk-ant-test-1\r\nContent-Length: 5\r\n"
+        . "Connection: close\r\n\r\nhello");
+    $v = DG::Harness::vars(DG::Harness::parse_response($raw) || {}) || {};
+    is($v->{key_id}, key_id('sk-ant-test-1'),
+        'an empty Authorization: X-Api-Key');
+
     $v = $post->('X-Other' => 'x');
     is($v->{action}, 'skip', 'neither: skip');
     ok(!defined $v->{key_id} || $v->{key_id} eq '' || $v->{key_id} eq '-',
