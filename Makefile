@@ -1,6 +1,7 @@
 # distill-guard: build, test and demo.
 #
-#   make          the nginx dynamic module: build/ngx_distill_guard_module.so
+#   make          the nginx dynamic module: build/ngx_distill_guard_module.so,
+#                 and the operator's CLI: build/distill-guard-ctl
 #   make test     install what is missing, build, run every test
 #   make demo     install what is missing, build, run the demo
 #   make lib      the engine as a static library (no nginx)
@@ -16,7 +17,9 @@ CORPUS    ?= $(CURDIR)/../shared/data/prompts
 CC        ?= cc
 
 WARN       = -Wall -Wextra -Werror
-CFLAGS_DG  = -O2 -g -fPIC $(WARN) -Isrc -I$(BUILD)/gen
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment come last: the
+# package's hardening flags (dpkg-buildflags) for distill-guard-ctl
+CFLAGS_DG  = -O2 -g -fPIC $(WARN) -Isrc -I$(BUILD)/gen $(CPPFLAGS) $(CFLAGS)
 LIBS_DG    = -ljansson -lcrypto -lm
 
 ENGINE_SRCS = $(wildcard src/dg_*.c)
@@ -30,10 +33,10 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit test demo deps bench fuzz eval eval-features \
-        clean
+.PHONY: all module lib ctl unit test demo deps bench fuzz eval \
+        eval-features deb clean
 
-all: module
+all: module ctl
 
 module: $(BUILD)/ngx_distill_guard_module.so
 
@@ -72,6 +75,12 @@ $(BUILD)/engine/dg_scripts.o: $(BUILD)/gen/dg_scripts.c
 
 lib: $(BUILD)/libdg.a
 
+ctl: $(BUILD)/distill-guard-ctl
+
+$(BUILD)/distill-guard-ctl: ctl/distill_guard_ctl.c $(BUILD)/libdg.a
+	$(CC) $(CFLAGS_DG) $(LDFLAGS) $< -o $@ $(BUILD)/libdg.a -lhiredis \
+	    $(LIBS_DG)
+
 $(BUILD)/libdg.a: $(ENGINE_OBJS)
 	rm -f $@
 	ar rcs $@ $^
@@ -87,8 +96,9 @@ unit: $(UNIT_BINS)
 deps:
 	@sh .ci/deps.sh
 
+# the package too: t/60-deb.t installs it, uses it and removes it
 test: deps
-	$(MAKE) module lib
+	$(MAKE) module lib ctl deb
 	@bash t/run-all.sh
 
 demo: deps
@@ -120,6 +130,23 @@ fuzz: $(BUILD)/gen/dg_scripts.c
 	        $$f $(ENGINE_SRCS) $(BUILD)/gen/dg_scripts.c \
 	        -o $(BUILD)/fuzz/$$(basename $$f .c) $(LIBS_DG) || exit 1; \
 	done
+
+# The Debian package, built from a copy of the committed tree and the
+# working tree's changes (not build/), so that nothing lands outside
+# build/: build/deb/libnginx-mod-http-distill-guard_<version>_<arch>.deb,
+# and lintian's report in build/deb/lintian.txt.
+DEB_DIR = $(BUILD)/deb
+
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z --cached --others --exclude-standard \
+	    | xargs -0 -I{} cp --parents {} $(DEB_DIR)/src/ 2>/dev/null; true
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc \
+	    > $(DEB_DIR)/build.log 2>&1 || { tail -40 $(DEB_DIR)/build.log; \
+	    exit 1; }
+	-lintian --info $(DEB_DIR)/*.changes > $(DEB_DIR)/lintian.txt 2>&1
+	@ls $(DEB_DIR)/*.deb
+	@echo "lintian ($(DEB_DIR)/lintian.txt):"; cat $(DEB_DIR)/lintian.txt
 
 clean:
 	rm -rf $(BUILD)

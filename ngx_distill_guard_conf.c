@@ -9,7 +9,6 @@
 #include "ngx_distill_guard_module.h"
 
 
-static void ngx_http_distill_guard_cot_cleanup(void *data);
 static ngx_int_t ngx_http_distill_guard_parse_milli(ngx_str_t *value,
     ngx_uint_t max);
 
@@ -33,6 +32,7 @@ ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf)
      */
 
     dmcf->window = NGX_CONF_UNSET_MSEC;
+    dmcf->zone_size = NGX_CONF_UNSET_SIZE;
     dmcf->redis.db = NGX_CONF_UNSET;
     dmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
@@ -63,6 +63,7 @@ ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     ngx_conf_init_msec_value(dmcf->window, 3600 * 1000);
+    ngx_conf_init_size_value(dmcf->zone_size, 1024 * 1024);
     ngx_conf_init_value(dmcf->redis.db, 0);
     ngx_conf_init_msec_value(dmcf->redis.connect_timeout, 100);
     ngx_conf_init_msec_value(dmcf->redis.timeout, 50);
@@ -123,6 +124,7 @@ ngx_http_distill_guard_create_loc_conf(ngx_conf_t *cf)
     dlcf->reject_status = NGX_CONF_UNSET_UINT;
     dlcf->mode = NGX_CONF_UNSET_UINT;
     dlcf->headers = NGX_CONF_UNSET;
+    dlcf->log_level = NGX_CONF_UNSET_UINT;
 
     for (i = 0; i < DG_SIG_SCORED; i++) {
         dlcf->weight[i] = NGX_CONF_UNSET;
@@ -139,14 +141,10 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_distill_guard_loc_conf_t  *prev = parent;
     ngx_http_distill_guard_loc_conf_t  *conf = child;
 
-    ngx_str_t                            *pat, *s, def;
     ngx_uint_t                            i;
     ngx_array_t                          *all;
-    ngx_pool_cleanup_t                   *cln;
-    ngx_http_compile_complex_value_t      ccv;
+    ngx_regex_t                         **re;
     ngx_http_distill_guard_main_conf_t   *dmcf;
-    char                                  err[256];
-    u_char                               *re;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_size_value(conf->body_max, prev->body_max, 64 * 1024);
@@ -159,6 +157,8 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
                               NGX_HTTP_TOO_MANY_REQUESTS);
     ngx_conf_merge_uint_value(conf->mode, prev->mode, NGX_DG_MODE_ENFORCE);
     ngx_conf_merge_value(conf->headers, prev->headers, 1);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
+                              NGX_LOG_NOTICE);
 
     if (conf->bypass == NULL) {
         conf->bypass = prev->bypass;
@@ -212,25 +212,9 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
 
     conf->score.min_requests = (uint32_t) conf->min_requests;
 
+    /* NULL: the built-in default, Authorization or else X-Api-Key */
     if (conf->key == NULL) {
         conf->key = prev->key;
-    }
-
-    if (conf->key == NULL) {
-        conf->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
-        if (conf->key == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
-        ccv.cf = cf;
-        ngx_str_set(&def, "$http_authorization");
-        ccv.value = &def;
-        ccv.complex_value = conf->key;
-
-        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-            return NGX_CONF_ERROR;
-        }
     }
 
     /*
@@ -240,65 +224,25 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
 
     if (conf->cot_patterns == NULL) {
         conf->cot_patterns = prev->cot_patterns;
-        conf->cot = prev->cot;
 
     } else if (prev->cot_patterns) {
         all = ngx_array_create(cf->pool, prev->cot_patterns->nelts
                                + conf->cot_patterns->nelts,
-                               sizeof(ngx_str_t));
+                               sizeof(ngx_regex_t *));
         if (all == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        pat = prev->cot_patterns->elts;
-        for (i = 0; i < prev->cot_patterns->nelts; i++) {
-            s = ngx_array_push(all);
-            *s = pat[i];
-        }
+        /* preallocated above: the pushes cannot fail */
+        re = ngx_array_push_n(all, prev->cot_patterns->nelts);
+        ngx_memcpy(re, prev->cot_patterns->elts,
+                   prev->cot_patterns->nelts * sizeof(ngx_regex_t *));
 
-        pat = conf->cot_patterns->elts;
-        for (i = 0; i < conf->cot_patterns->nelts; i++) {
-            s = ngx_array_push(all);
-            *s = pat[i];
-        }
+        re = ngx_array_push_n(all, conf->cot_patterns->nelts);
+        ngx_memcpy(re, conf->cot_patterns->elts,
+                   conf->cot_patterns->nelts * sizeof(ngx_regex_t *));
 
         conf->cot_patterns = all;
-        conf->cot = NULL;
-    }
-
-    if (conf->cot == NULL) {
-        conf->cot = dg_cot_create();
-        if (conf->cot == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            dg_cot_free(conf->cot);
-            return NGX_CONF_ERROR;
-        }
-
-        cln->handler = ngx_http_distill_guard_cot_cleanup;
-        cln->data = conf->cot;
-
-        pat = conf->cot_patterns ? conf->cot_patterns->elts : NULL;
-
-        for (i = 0; pat && i < conf->cot_patterns->nelts; i++) {
-            re = pat[i].data;   /* NUL-terminated by the parser */
-
-            if (dg_cot_add_pattern(conf->cot, (char *) re, err, sizeof(err))
-                != 0)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid distill_guard_cot_pattern "
-                                   "\"%V\": %s", &pat[i], err);
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        if (prev->cot == NULL && conf->cot_patterns == NULL) {
-            prev->cot = conf->cot;
-        }
     }
 
     if (conf->enable) {
@@ -313,13 +257,6 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     }
 
     return NGX_CONF_OK;
-}
-
-
-static void
-ngx_http_distill_guard_cot_cleanup(void *data)
-{
-    dg_cot_free(data);
 }
 
 
@@ -339,50 +276,50 @@ ngx_http_distill_guard_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* compiled as every nginx regex is: PCRE, here caseless */
+
 char *
 ngx_http_distill_guard_cot_pattern(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     ngx_http_distill_guard_loc_conf_t  *dlcf = conf;
 
-    char        err[256];
-    dg_cot_t   *cot;
-    ngx_str_t  *value, *pat;
+    u_char                err[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t            *value;
+    ngx_regex_t         **re;
+    ngx_regex_compile_t   rc;
 
     value = cf->args->elts;
 
-    /* compiled here once to fail `nginx -t` on the line at fault */
-    cot = dg_cot_create();
-    if (cot == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
 
-    if (dg_cot_add_pattern(cot, (char *) value[1].data, err, sizeof(err))
-        != 0)
-    {
-        dg_cot_free(cot);
+    rc.pattern = value[1];
+    rc.pool = cf->pool;
+    rc.options = NGX_REGEX_CASELESS;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = err;
+
+    if (ngx_regex_compile(&rc) != NGX_OK) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid regex \"%V\" in "
-                           "\"distill_guard_cot_pattern\": %s",
-                           &value[1], err);
+                           "invalid regex \"%V\" in \"%V\": %V",
+                           &value[1], &cmd->name, &rc.err);
         return NGX_CONF_ERROR;
     }
-
-    dg_cot_free(cot);
 
     if (dlcf->cot_patterns == NULL) {
-        dlcf->cot_patterns = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        dlcf->cot_patterns = ngx_array_create(cf->pool, 4,
+                                              sizeof(ngx_regex_t *));
         if (dlcf->cot_patterns == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    pat = ngx_array_push(dlcf->cot_patterns);
-    if (pat == NULL) {
+    re = ngx_array_push(dlcf->cot_patterns);
+    if (re == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    *pat = value[1];
+    *re = rc.regex;
 
     return NGX_CONF_OK;
 }
@@ -461,55 +398,20 @@ ngx_http_distill_guard_threshold(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-/* "0.35" -> 350: up to three decimals, at most max */
+/* "0.35" -> 350 with nginx's ngx_atofp: more than three decimals fail */
 
 static ngx_int_t
 ngx_http_distill_guard_parse_milli(ngx_str_t *value, ngx_uint_t max)
 {
-    u_char      *p, *last;
-    ngx_uint_t   n, frac, digits;
+    ngx_int_t  n;
 
-    p = value->data;
-    last = p + value->len;
-    n = 0;
+    n = ngx_atofp(value->data, value->len, 3);
 
-    if (p == last) {
+    if (n == NGX_ERROR || (ngx_uint_t) n > max) {
         return NGX_ERROR;
     }
 
-    for ( /* void */ ; p < last && *p >= '0' && *p <= '9'; p++) {
-        n = n * 10 + (*p - '0');
-        if (n > max) {
-            return NGX_ERROR;
-        }
-    }
-
-    n *= 1000;
-    frac = 0;
-    digits = 0;
-
-    if (p < last && *p == '.') {
-        for (p++; p < last && *p >= '0' && *p <= '9'; p++) {
-            if (digits < 3) {
-                frac = frac * 10 + (*p - '0');
-                digits++;
-            }
-        }
-
-        if (digits == 0) {
-            return NGX_ERROR;
-        }
-
-        while (digits++ < 3) {
-            frac *= 10;
-        }
-    }
-
-    if (p != last || n + frac > max) {
-        return NGX_ERROR;
-    }
-
-    return n + frac;
+    return n;
 }
 
 
@@ -616,6 +518,44 @@ ngx_http_distill_guard_body_max(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     dlcf->body_max = (size_t) size;
+
+    return NGX_CONF_OK;
+}
+
+
+/* distill_guard_zone 10m: sized as limit_req_zone's zone= is */
+
+char *
+ngx_http_distill_guard_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_distill_guard_main_conf_t  *dmcf = conf;
+
+    ssize_t     size;
+    ngx_str_t  *value;
+
+    if (dmcf->zone_size != NGX_CONF_UNSET_SIZE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    size = ngx_parse_size(&value[1]);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid size \"%V\" in \"%V\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "size \"%V\" in \"%V\" is too small, it must "
+                           "be at least %uzk", &value[1], &cmd->name,
+                           8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    dmcf->zone_size = (size_t) size;
 
     return NGX_CONF_OK;
 }

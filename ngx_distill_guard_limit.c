@@ -283,12 +283,25 @@ ngx_dg_limit_expire(ngx_uint_t force)
             return;
         }
 
-        if (force && !ngx_dg_sh->evicted_logged) {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "distill_guard: shared zone full, evicting the "
-                          "least recently used keys from the fallback "
-                          "limiter");
-            ngx_dg_sh->evicted_logged = 1;
+        if (force) {
+            ngx_dg_count(limit_evicted);
+
+            /* at most once a minute: the stats count every eviction */
+            if (ngx_dg_sh->evicted_logged == 0
+                || now - ngx_dg_sh->evicted_logged >= 60000)
+            {
+                ngx_dg_sh->evicted_logged = now ? now : 1;
+
+                ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                              "distill_guard: zone \"distill_guard\" of "
+                              "%uzK is full, the fallback limiter evicts "
+                              "the keys used least recently; raise "
+                              "\"distill_guard_zone\" (logged at most once "
+                              "a minute, the stats count "
+                              "\"limit_evicted\")",
+                              (size_t) (ngx_dg_shpool->end
+                                        - (u_char *) ngx_dg_shpool) / 1024);
+            }
         }
 
         force = 0;

@@ -18,15 +18,17 @@
 #define NGX_DG_STATE_REDIS          2
 #define NGX_DG_STATE_DONE           3
 
-#define NGX_DG_SHM_SIZE             (1024 * 1024)
-
 
 static ngx_int_t ngx_http_distill_guard_handler(ngx_http_request_t *r);
 static void ngx_http_distill_guard_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_distill_guard_account(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_distill_guard_key(ngx_http_request_t *r,
+    ngx_http_distill_guard_loc_conf_t *dlcf, ngx_str_t *value);
 static ngx_int_t ngx_http_distill_guard_features(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
+static uint32_t ngx_http_distill_guard_cot(ngx_http_request_t *r,
+    ngx_array_t *patterns, const char *text, size_t len);
 static ngx_int_t ngx_http_distill_guard_body(ngx_http_request_t *r,
     size_t max, u_char **data, size_t *len, ngx_uint_t *truncated);
 static void ngx_http_distill_guard_redis_done(ngx_dg_op_t *op);
@@ -41,6 +43,8 @@ static void ngx_http_distill_guard_state(ngx_http_request_t *r,
 static void ngx_http_distill_guard_conversation(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_verdict(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
+static void ngx_http_distill_guard_log_refusal(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_add_header(ngx_http_request_t *r,
     char *name, u_char *value, size_t len);
@@ -72,6 +76,15 @@ static ngx_conf_enum_t  ngx_http_distill_guard_fail_modes[] = {
 static ngx_conf_enum_t  ngx_http_distill_guard_modes[] = {
     { ngx_string("enforce"), NGX_DG_MODE_ENFORCE },
     { ngx_string("shadow"), NGX_DG_MODE_SHADOW },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_distill_guard_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
     { ngx_null_string, 0 }
 };
 
@@ -135,6 +148,13 @@ static ngx_command_t  ngx_http_distill_guard_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_distill_guard_main_conf_t, prefix),
+      NULL },
+
+    { ngx_string("distill_guard_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_distill_guard_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("distill_guard_window"),
@@ -228,6 +248,13 @@ static ngx_command_t  ngx_http_distill_guard_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_distill_guard_loc_conf_t, headers),
       NULL },
+
+    { ngx_string("distill_guard_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_distill_guard_loc_conf_t, log_level),
+      &ngx_http_distill_guard_log_levels },
 
     { ngx_string("distill_guard_stats"),
       NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -393,7 +420,7 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
         ngx_dg_count(requests);
 
 
-        if (ngx_http_complex_value(r, dlcf->key, &value) != NGX_OK) {
+        if (ngx_http_distill_guard_key(r, dlcf, &value) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -536,6 +563,63 @@ ngx_http_distill_guard_body_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The API key: distill_guard_key when set; else Authorization (OpenAI,
+ * and most gateways), or X-Api-Key when that holds no key (Anthropic).
+ */
+
+static ngx_int_t
+ngx_http_distill_guard_key(ngx_http_request_t *r,
+    ngx_http_distill_guard_loc_conf_t *dlcf, ngx_str_t *value)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (dlcf->key) {
+        return ngx_http_complex_value(r, dlcf->key, value);
+    }
+
+    if (r->headers_in.authorization) {
+        *value = r->headers_in.authorization->value;
+        len = value->len;
+
+        if (dg_key_normalize((char *) value->data, &len) && len) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_str_null(value);
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-Api-Key") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Api-Key",
+                               sizeof("X-Api-Key") - 1) == 0)
+        {
+            *value = h[i].value;
+            break;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_distill_guard_features(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
@@ -561,7 +645,17 @@ ngx_http_distill_guard_features(ngx_http_request_t *r,
     }
 
     dg_prompt_parse(&prompt, (char *) body, len, (char *) scratch, len + 1);
-    dg_features_compute(&ctx->features, &prompt, dlcf->cot);
+    dg_features_compute(&ctx->features, &prompt);
+
+    if (dlcf->cot_patterns) {
+        ctx->features.cot += ngx_http_distill_guard_cot(r, dlcf->cot_patterns,
+                                                        prompt.user.data,
+                                                        prompt.user.len)
+                             + ngx_http_distill_guard_cot(r,
+                                                        dlcf->cot_patterns,
+                                                        prompt.system.data,
+                                                        prompt.system.len);
+    }
 
     if (truncated) {
         ctx->features.truncated = 1;
@@ -579,6 +673,56 @@ ngx_http_distill_guard_features(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Matches of the operator's distill_guard_cot_pattern regexes, counted
+ * without overlap as the built-in phrases are.
+ */
+
+static uint32_t
+ngx_http_distill_guard_cot(ngx_http_request_t *r, ngx_array_t *patterns,
+    const char *text, size_t len)
+{
+    int            captures[3];
+    uint32_t       n;
+    ngx_int_t      rc;
+    ngx_str_t      s;
+    ngx_uint_t     i;
+    ngx_regex_t  **re;
+
+    n = 0;
+    re = patterns->elts;
+
+    for (i = 0; i < patterns->nelts; i++) {
+        s.data = (u_char *) text;
+        s.len = len;
+
+        while (s.len > 0) {
+            rc = ngx_regex_exec(re[i], &s, captures, 3);
+
+            if (rc == NGX_REGEX_NO_MATCHED) {
+                break;
+            }
+
+            if (rc < 0) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              ngx_regex_exec_n " failed: %i on a "
+                              "distill_guard_cot_pattern", rc);
+                break;
+            }
+
+            n++;
+
+            /* an empty match must still move on */
+            captures[1] = ngx_max(captures[1], captures[0] + 1);
+            s.data += captures[1];
+            s.len -= ngx_min((size_t) captures[1], s.len);
+        }
+    }
+
+    return n;
 }
 
 
@@ -883,7 +1027,7 @@ ngx_http_distill_guard_state(ngx_http_request_t *r,
 
     ngx_dg_count(state_changes);
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+    ngx_log_error(dlcf->log_level, r->connection->log, 0,
                   "distill_guard: key %s %s -> %s, score %ui.%03ui, "
                   "signals \"%s\"%s", ctx->key_id,
                   dg_action_name(v->from), dg_action_name(v->to),
@@ -939,11 +1083,55 @@ static ngx_int_t
 ngx_http_distill_guard_verdict(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
+    if ((ctx->status || ctx->limit) && !ctx->logged) {
+        ctx->logged = 1;
+        ngx_http_distill_guard_log_refusal(r, ctx);
+    }
+
     if (ctx->status) {
         return ctx->status;
     }
 
     return NGX_DECLINED;
+}
+
+
+/* one line per refusal, as limit_req logs its own */
+
+static void
+ngx_http_distill_guard_log_refusal(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    char                                signals[128];
+    const char                         *by;
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    if (r->connection->log->log_level < dlcf->log_level) {
+        return;
+    }
+
+    if (ctx->limit == NULL) {
+        ngx_log_error(dlcf->log_level, r->connection->log, 0,
+                      "distill_guard: refusing key %s with %i: Redis "
+                      "unavailable and \"distill_guard_fail closed\"",
+                      ctx->key_id, ctx->status);
+        return;
+    }
+
+    (void) dg_signals_str(ctx->score.signals, signals, sizeof(signals));
+
+    by = (ctx->limit == &dlcf->rate) ? "distill_guard_rate"
+                                      : "the throttle of a penalised key";
+
+    ngx_log_error(dlcf->log_level, r->connection->log, 0,
+                  "distill_guard: %s key %s by %s, retry in %Mms, "
+                  "score %ui.%03ui, signals \"%s\"",
+                  ctx->status ? "refusing" : "would refuse (shadow)",
+                  ctx->key_id, by, ctx->retry,
+                  (ngx_uint_t) ctx->score.score_milli / 1000,
+                  (ngx_uint_t) ctx->score.score_milli % 1000, signals);
 }
 
 
@@ -1322,7 +1510,7 @@ ngx_http_distill_guard_init(ngx_conf_t *cf)
     dmcf = ngx_http_conf_get_module_main_conf(cf, ngx_distill_guard_module);
 
     ngx_str_set(&name, "distill_guard");
-    dmcf->shm_zone = ngx_shared_memory_add(cf, &name, NGX_DG_SHM_SIZE,
+    dmcf->shm_zone = ngx_shared_memory_add(cf, &name, dmcf->zone_size,
                                            &ngx_distill_guard_module);
     if (dmcf->shm_zone == NULL) {
         return NGX_ERROR;

@@ -54,8 +54,10 @@ typedef struct {
     ngx_atomic_t                redis_unavailable;
     ngx_atomic_t                redis_replies;
     ngx_atomic_t                redis_reconnects;
-    ngx_atomic_t                signals[DG_SIG_N];
+    ngx_atomic_t                limit_evicted;
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
+    ngx_atomic_t                lat_sum_us;
+    ngx_atomic_t                signals[DG_SIG_N];
     ngx_atomic_t                worker_state[NGX_DG_MAX_WORKERS];
 } ngx_dg_stats_t;
 
@@ -66,7 +68,7 @@ typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 queue;      /* least recently used last */
-    ngx_uint_t                  evicted_logged;
+    ngx_msec_t                  evicted_logged; /* when, for once a minute */
 } ngx_dg_shctx_t;
 
 
@@ -88,6 +90,7 @@ typedef struct {
     char                        window_sha[DG_SHA1_HEX_LEN + 1];
     char                        fanout_sha[DG_SHA1_HEX_LEN + 1];
     ngx_shm_zone_t             *shm_zone;
+    size_t                      zone_size;
     ngx_uint_t                  enabled;    /* some location turns it on */
 } ngx_http_distill_guard_main_conf_t;
 
@@ -96,8 +99,8 @@ typedef struct {
     ngx_flag_t                  enable;
     ngx_http_complex_value_t   *key;
     size_t                      body_max;
-    ngx_array_t                *cot_patterns;  /* ngx_str_t, own only */
-    dg_cot_t                   *cot;
+    ngx_array_t                *cot_patterns;  /* ngx_regex_t *, the
+                                                   inherited ones too */
     ngx_uint_t                  fail;
     ngx_int_t                   weight[DG_SIG_SCORED];  /* milli */
     ngx_uint_t                  min_requests;
@@ -110,6 +113,7 @@ typedef struct {
     ngx_uint_t                  mode;
     ngx_http_complex_value_t   *bypass;
     ngx_flag_t                  headers;
+    ngx_uint_t                  log_level;
     dg_score_conf_t             score;      /* built at merge */
 } ngx_http_distill_guard_loc_conf_t;
 
@@ -150,6 +154,7 @@ typedef struct {
     unsigned                    body_done:1;
     unsigned                    have_profile:1;
     unsigned                    redis_unavailable:1;
+    unsigned                    logged:1;
     dg_action_t                 action;
     ngx_int_t                   status;     /* refusal status, or 0 */
     dg_refused_t                refused;    /* the limit that refused */
@@ -194,6 +199,8 @@ char *ngx_http_distill_guard_secret_check(ngx_conf_t *cf, void *post,
     void *data);
 char *ngx_http_distill_guard_body_max(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+char *ngx_http_distill_guard_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_distill_guard_redis.c */
 ngx_int_t ngx_dg_redis_init_process(ngx_cycle_t *cycle,
@@ -218,9 +225,9 @@ ngx_int_t ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
 ngx_int_t ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_dg_stats_t *ngx_dg_stats(void);
 void ngx_dg_stats_latency(uint64_t us);
+void ngx_dg_stats_signals(uint32_t mask);
 uint64_t ngx_dg_now_us(void);
 void ngx_dg_stats_worker_state(ngx_uint_t state);
-void ngx_dg_stats_signals(uint32_t signals);
 char *ngx_dg_stats_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

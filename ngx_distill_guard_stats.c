@@ -8,7 +8,9 @@
 #include "ngx_distill_guard_module.h"
 
 
-#define NGX_DG_LAT_MIN_US       16      /* bucket 0: under 16 us */
+#define NGX_DG_LAT_MIN_US       16      /* bucket 0: up to 16 us */
+#define NGX_DG_LAT_EXPOSED      22      /* buckets up to 33.6 s */
+#define NGX_DG_PROM_MAX         8192
 
 
 static ngx_int_t ngx_dg_stats_handler(ngx_http_request_t *r);
@@ -18,6 +20,8 @@ static u_char *ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st,
     size_t *len);
 static u_char *ngx_dg_stats_prometheus(ngx_http_request_t *r,
     ngx_dg_stats_t *st, size_t *len);
+static u_char *ngx_dg_stats_prom_latency(u_char *p, u_char *last,
+    ngx_dg_stats_t *st);
 
 
 static ngx_dg_stats_t  *ngx_dg_stats_ptr;
@@ -87,22 +91,27 @@ ngx_dg_stats_latency(uint64_t us)
         return;
     }
 
-    /* log2 buckets: the percentiles are good to a factor of two */
+    /*
+     * log2 buckets, bucket i up to and including 16 << i us, as a
+     * Prometheus "le" bound is: the percentiles are good to a factor of 2
+     */
     for (i = 0, bound = NGX_DG_LAT_MIN_US;
-         i < NGX_DG_LAT_BUCKETS - 1 && us >= bound;
+         i < NGX_DG_LAT_BUCKETS - 1 && us > bound;
          i++, bound <<= 1)
     {
         /* void */
     }
 
     (void) ngx_atomic_fetch_add(&ngx_dg_stats_ptr->lat[i], 1);
+    (void) ngx_atomic_fetch_add(&ngx_dg_stats_ptr->lat_sum_us,
+                                (ngx_atomic_int_t) us);
 }
 
 
-/* how often each signal and reason was behind a verdict */
+/* the signals behind one request's score, counted by name */
 
 void
-ngx_dg_stats_signals(uint32_t signals)
+ngx_dg_stats_signals(uint32_t mask)
 {
     ngx_uint_t  i;
 
@@ -110,8 +119,8 @@ ngx_dg_stats_signals(uint32_t signals)
         return;
     }
 
-    for (i = 0; signals && i < DG_SIG_N; i++, signals >>= 1) {
-        if (signals & 1) {
+    for (i = 0; i < DG_SIG_N; i++) {
+        if (mask & ((uint32_t) 1 << i)) {
             (void) ngx_atomic_fetch_add(&ngx_dg_stats_ptr->signals[i], 1);
         }
     }
@@ -271,27 +280,33 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
 {
     char        *text;
     u_char      *p;
-    json_t      *root, *redis, *sig;
-    ngx_uint_t   i, w[3];
+    json_t      *root, *redis, *signals;
+    ngx_uint_t   i, w[3], count;
 
     ngx_dg_stats_workers(st, w);
 
-    sig = json_object();
-    if (sig == NULL) {
+    count = 0;
+    for (i = 0; i < NGX_DG_LAT_BUCKETS; i++) {
+        count += st->lat[i];
+    }
+
+    signals = json_object();
+    if (signals == NULL) {
         return NULL;
     }
 
     for (i = 0; i < DG_SIG_N; i++) {
-        if (json_object_set_new(sig, dg_signal_name((dg_signal_t) i),
+        if (json_object_set_new(signals, dg_signal_name(i),
                                 json_integer((json_int_t) st->signals[i]))
             != 0)
         {
-            json_decref(sig);
+            json_decref(signals);
             return NULL;
         }
     }
 
-    redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                      " s:I}",
                       "errors", (json_int_t) st->redis_errors,
                       "timeouts", (json_int_t) st->redis_timeouts,
                       "unavailable", (json_int_t) st->redis_unavailable,
@@ -300,12 +315,14 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
                       (json_int_t) ngx_dg_stats_percentile(st, 50),
                       "latency_p99_us",
                       (json_int_t) ngx_dg_stats_percentile(st, 99),
+                      "latency_count", (json_int_t) count,
+                      "latency_sum_us", (json_int_t) st->lat_sum_us,
                       "workers_ready", (json_int_t) w[2],
                       "workers_connecting", (json_int_t) w[1],
                       "workers_down", (json_int_t) w[0]);
 
     root = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                     " s:o, s:o}",
+                     " s:I, s:o, s:o}",
                      "requests", (json_int_t) st->requests,
                      "passed", (json_int_t) st->passed,
                      "tagged", (json_int_t) st->tagged,
@@ -316,7 +333,8 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
                      "skipped", (json_int_t) st->skipped,
                      "truncated", (json_int_t) st->truncated,
                      "state_changes", (json_int_t) st->state_changes,
-                     "signals", sig,
+                     "limit_evicted", (json_int_t) st->limit_evicted,
+                     "signals", signals,
                      "redis", redis);
     if (root == NULL) {
         return NULL;
@@ -343,24 +361,29 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
 }
 
 
+/*
+ * The text exposition format: every metric with HELP and TYPE, counters
+ * ending in _total, the Redis round trip as a histogram in seconds.
+ */
+
 static u_char *
 ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
     size_t *len)
 {
-    u_char      *p, *last, *end;
+    u_char      *p, *start, *last;
     ngx_uint_t   i, w[3];
 
     ngx_dg_stats_workers(st, w);
 
-    p = ngx_pnalloc(r->pool, 8192);
-    if (p == NULL) {
+    start = ngx_pnalloc(r->pool, NGX_DG_PROM_MAX);
+    if (start == NULL) {
         return NULL;
     }
 
-    end = p + 8192;
+    last = start + NGX_DG_PROM_MAX;
 
-    last = ngx_snprintf(p, end - p,
-        "# HELP distill_guard_requests_total Requests by outcome.\n"
+    p = ngx_slprintf(start, last,
+        "# HELP distill_guard_requests_total Requests by action.\n"
         "# TYPE distill_guard_requests_total counter\n"
         "distill_guard_requests_total{action=\"pass\"} %uA\n"
         "distill_guard_requests_total{action=\"tag\"} %uA\n"
@@ -373,6 +396,10 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# HELP distill_guard_refused_total Requests refused.\n"
         "# TYPE distill_guard_refused_total counter\n"
         "distill_guard_refused_total %uA\n"
+        "# HELP distill_guard_throttled_total Requests refused by the "
+        "throttle or the plain rate.\n"
+        "# TYPE distill_guard_throttled_total counter\n"
+        "distill_guard_throttled_total %uA\n"
         "# HELP distill_guard_would_refuse_total Refusals shadow mode "
         "let through.\n"
         "# TYPE distill_guard_would_refuse_total counter\n"
@@ -383,6 +410,28 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# HELP distill_guard_truncated_total Bodies cut at body_max.\n"
         "# TYPE distill_guard_truncated_total counter\n"
         "distill_guard_truncated_total %uA\n"
+        "# HELP distill_guard_limit_evicted_total Keys the fallback "
+        "limiter evicted from its full zone.\n"
+        "# TYPE distill_guard_limit_evicted_total counter\n"
+        "distill_guard_limit_evicted_total %uA\n",
+        st->passed, st->tagged, st->throttled,
+        st->skipped, st->unavailable, st->requests, st->refused,
+        st->throttled,
+        st->would_refuse, st->state_changes, st->truncated,
+        st->limit_evicted);
+
+    p = ngx_slprintf(p, last,
+        "# HELP distill_guard_signals_total Scored requests by the "
+        "signals behind the score.\n"
+        "# TYPE distill_guard_signals_total counter\n");
+
+    for (i = 0; i < DG_SIG_N; i++) {
+        p = ngx_slprintf(p, last,
+                         "distill_guard_signals_total{signal=\"%s\"} %uA\n",
+                         dg_signal_name(i), st->signals[i]);
+    }
+
+    p = ngx_slprintf(p, last,
         "# HELP distill_guard_redis_errors_total Redis failures.\n"
         "# TYPE distill_guard_redis_errors_total counter\n"
         "distill_guard_redis_errors_total{kind=\"error\"} %uA\n"
@@ -391,35 +440,65 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# HELP distill_guard_redis_reconnects_total Reconnect attempts.\n"
         "# TYPE distill_guard_redis_reconnects_total counter\n"
         "distill_guard_redis_reconnects_total %uA\n"
-        "# HELP distill_guard_redis_latency_us Redis round trip.\n"
-        "# TYPE distill_guard_redis_latency_us gauge\n"
-        "distill_guard_redis_latency_us{quantile=\"0.5\"} %ui\n"
-        "distill_guard_redis_latency_us{quantile=\"0.99\"} %ui\n"
         "# HELP distill_guard_redis_workers Workers by connection state.\n"
         "# TYPE distill_guard_redis_workers gauge\n"
         "distill_guard_redis_workers{state=\"ready\"} %ui\n"
         "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
         "distill_guard_redis_workers{state=\"down\"} %ui\n",
-        st->passed, st->tagged, st->throttled, st->skipped,
-        st->unavailable, st->requests,
-        st->refused, st->would_refuse, st->state_changes, st->truncated,
-        st->redis_errors, st->redis_timeouts,
-        st->redis_unavailable, st->redis_reconnects,
-        ngx_dg_stats_percentile(st, 50), ngx_dg_stats_percentile(st, 99),
-        w[2], w[1], w[0]);
+        st->redis_errors, st->redis_timeouts, st->redis_unavailable,
+        st->redis_reconnects, w[2], w[1], w[0]);
 
-    last = ngx_snprintf(last, end - last,
-        "# HELP distill_guard_signals_total Verdicts a signal or reason "
-        "was behind.\n"
-        "# TYPE distill_guard_signals_total counter\n");
+    p = ngx_dg_stats_prom_latency(p, last, st);
 
-    for (i = 0; i < DG_SIG_N; i++) {
-        last = ngx_snprintf(last, end - last,
-                            "distill_guard_signals_total{signal=\"%s\"} %uA\n",
-                            dg_signal_name((dg_signal_t) i), st->signals[i]);
+    if (p == last) {
+        /* cannot happen with DG_SIG_N names: never send a cut exposition */
+        return NULL;
     }
 
-    *len = last - p;
+    *len = p - start;
 
-    return p;
+    return start;
+}
+
+
+static u_char *
+ngx_dg_stats_prom_latency(u_char *p, u_char *last, ngx_dg_stats_t *st)
+{
+    uint64_t    bound;
+    ngx_uint_t  i, n[NGX_DG_LAT_BUCKETS], cum, sum;
+
+    /* one read of each bucket: the exposed counts must add up */
+    for (i = 0; i < NGX_DG_LAT_BUCKETS; i++) {
+        n[i] = st->lat[i];
+    }
+
+    sum = st->lat_sum_us;
+
+    p = ngx_slprintf(p, last,
+        "# HELP distill_guard_redis_latency_seconds Round trip of a "
+        "request's Redis commands.\n"
+        "# TYPE distill_guard_redis_latency_seconds histogram\n");
+
+    cum = 0;
+    bound = NGX_DG_LAT_MIN_US;
+
+    for (i = 0; i < NGX_DG_LAT_EXPOSED; i++, bound <<= 1) {
+        cum += n[i];
+        p = ngx_slprintf(p, last,
+                         "distill_guard_redis_latency_seconds_bucket"
+                         "{le=\"%uL.%06uL\"} %ui\n",
+                         bound / 1000000, bound % 1000000, cum);
+    }
+
+    for ( /* void */ ; i < NGX_DG_LAT_BUCKETS; i++) {
+        cum += n[i];
+    }
+
+    return ngx_slprintf(p, last,
+                        "distill_guard_redis_latency_seconds_bucket"
+                        "{le=\"+Inf\"} %ui\n"
+                        "distill_guard_redis_latency_seconds_sum "
+                        "%ui.%06ui\n"
+                        "distill_guard_redis_latency_seconds_count %ui\n",
+                        cum, sum / 1000000, sum % 1000000, cum);
 }

@@ -2,8 +2,10 @@
 # Installs what building, testing and the demo need, when it is missing.
 # Debian 12 (bookworm); run as root.
 set -e
+# dpkg-dev, debhelper: make deb; lintian: its report; prometheus: promtool
 pkgs="nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev \
-      redis-server libcmocka-dev wrk gcc make perl"
+      redis-server libcmocka-dev wrk gcc make perl \
+      dpkg-dev debhelper lintian prometheus"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
@@ -17,4 +19,5 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
     --no-install-recommends $missing
 # the packages start services where systemd runs; the tests start their own
 $SUDO sh -c 'command -v systemctl >/dev/null && \
-    systemctl disable --now nginx redis-server >/dev/null 2>&1 || true'
+    systemctl disable --now nginx redis-server prometheus \
+        >/dev/null 2>&1 || true'

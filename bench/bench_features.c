@@ -212,14 +212,14 @@ bn_throughput(int what, char *scratch, const char *label)
             }
 
             if (what == 0) {
-                dg_features_compute(&f, &p, NULL);
+                dg_features_compute(&f, &p);
                 sink += f.simhash;
 
             } else if (what == 1) {
                 sink += p.user.len;
 
             } else {
-                dg_features_compute(&f, &pre[i], NULL);
+                dg_features_compute(&f, &pre[i]);
                 sink += f.simhash;
             }
         }
@@ -282,7 +282,7 @@ bn_one_kb(char *scratch)
             t0 = bn_now();
             dg_prompt_parse(&p, bn_bodies[i].data, bn_bodies[i].len,
                             scratch, bn_max + 1);
-            dg_features_compute(&f, &p, NULL);
+            dg_features_compute(&f, &p);
             samples[n++] = bn_now() - t0;
             sink += f.simhash;
         }

@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body, data, size);
 
     dg_prompt_parse(&p, body, size, scratch, size + 1);
-    dg_features_compute(&f, &p, NULL);
+    dg_features_compute(&f, &p);
 
     if (f.topic >= DG_TOPIC_BUCKETS || f.bytes != p.user.len
         || f.entropy_milli > 8000)

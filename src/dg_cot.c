@@ -6,14 +6,12 @@
  * case-insensitively at word starts and must end at a word end; a blank
  * in a phrase matches any run of blanks or one '-' ("step-by-step",
  * "chain-of-thought"), an apostrophe matches ', U+2019 or nothing
- * ("lets think").  Operator patterns are POSIX extended regexes.
- * Matches are counted without overlap.
+ * ("lets think").  Matches are counted without overlap.  The operator's
+ * own patterns (distill_guard_cot_pattern) are nginx regexes, matched by
+ * the module on the same text.
  */
 
-#include <limits.h>
 #include <pthread.h>
-#include <regex.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dg_features.h"
@@ -21,12 +19,6 @@
 
 #define DG_COT_BATCH    256             /* word starts tried at once */
 
-
-struct dg_cot_s {
-    regex_t           **re;
-    size_t              n;
-    size_t              cap;
-};
 
 
 /* at one position the first phrase that matches wins: longer first */
@@ -247,145 +239,14 @@ dg_cot_count_builtin(const unsigned char *text, size_t len)
 }
 
 
-static uint32_t
-dg_cot_count_re(const regex_t *re, const char *text, size_t len)
-{
-    int         flags;
-    size_t      pos;
-    uint32_t    n;
-    regmatch_t  m;
-
-    /* offsets are regoff_t, an int in glibc: bodies are far smaller */
-    if (len > INT_MAX) {
-        len = INT_MAX;
-    }
-
-    n = 0;
-    pos = 0;
-
-    while (pos <= len) {
-        m.rm_so = (regoff_t) pos;
-        m.rm_eo = (regoff_t) len;
-        flags = REG_STARTEND | (pos > 0 ? REG_NOTBOL : 0);
-
-        if (regexec(re, text, 1, &m, flags) != 0) {
-            break;
-        }
-
-        n++;
-
-        /* an empty match must still move on */
-        pos = (m.rm_eo > m.rm_so) ? (size_t) m.rm_eo : (size_t) m.rm_eo + 1;
-    }
-
-    return n;
-}
-
-
-dg_cot_t *
-dg_cot_create(void)
-{
-    return calloc(1, sizeof(dg_cot_t));
-}
-
-
-int
-dg_cot_add_pattern(dg_cot_t *cot, const char *re, char *err, size_t errlen)
-{
-    int        rc;
-    size_t     cap;
-    regex_t   *r, **a;
-
-    if (errlen > 0) {
-        err[0] = '\0';
-    }
-
-    if (cot == NULL || re == NULL) {
-        return -1;
-    }
-
-    if (cot->n == cot->cap) {
-        cap = cot->cap ? cot->cap * 2 : 4;
-        a = realloc(cot->re, cap * sizeof(regex_t *));
-
-        if (a == NULL) {
-            goto nomem;
-        }
-
-        cot->re = a;
-        cot->cap = cap;
-    }
-
-    r = malloc(sizeof(regex_t));
-
-    if (r == NULL) {
-        goto nomem;
-    }
-
-    rc = regcomp(r, re, REG_EXTENDED | REG_ICASE);
-
-    if (rc != 0) {
-        if (errlen > 0) {
-            regerror(rc, r, err, errlen);
-        }
-
-        free(r);
-        return -1;
-    }
-
-    cot->re[cot->n++] = r;
-
-    return 0;
-
-nomem:
-
-    if (errlen > 0) {
-        strncpy(err, "out of memory", errlen - 1);
-        err[errlen - 1] = '\0';
-    }
-
-    return -1;
-}
-
-
 uint32_t
-dg_cot_count(const dg_cot_t *cot, const char *text, size_t len)
+dg_cot_count(const char *text, size_t len)
 {
-    size_t    i;
-    uint32_t  n;
-
     if (len == 0) {
         return 0;
     }
 
     pthread_once(&dg_cot_once, dg_cot_init);
 
-    n = dg_cot_count_builtin((const unsigned char *) text, len);
-
-    if (cot != NULL) {
-        for (i = 0; i < cot->n; i++) {
-            n += dg_cot_count_re(cot->re[i], text, len);
-        }
-    }
-
-    return n;
-}
-
-
-void
-dg_cot_free(dg_cot_t *cot)
-{
-    size_t  i;
-
-    if (cot == NULL) {
-        return;
-    }
-
-    for (i = 0; i < cot->n; i++) {
-        regfree(cot->re[i]);
-        free(cot->re[i]);
-    }
-
-    free(cot->re);
-    free(cot);
+    return dg_cot_count_builtin((const unsigned char *) text, len);
 }

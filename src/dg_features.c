@@ -686,8 +686,7 @@ dg_scan_text(dg_scan_t *s, const unsigned char *text, size_t n)
 
 
 void
-dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
-    const dg_cot_t *cot)
+dg_features_compute(dg_features_t *f, const dg_prompt_t *p)
 {
     size_t                i, n;
     uint32_t              hist[256];
@@ -763,10 +762,10 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
     f->fallback = p->fallback;
     f->has_system = (p->system.len > 0);
 
-    f->cot = dg_cot_count(cot, p->user.data, p->user.len);
+    f->cot = dg_cot_count(p->user.data, p->user.len);
 
     if (p->system.len > 0) {
-        f->cot += dg_cot_count(cot, p->system.data, p->system.len);
+        f->cot += dg_cot_count(p->system.data, p->system.len);
     }
 }
 

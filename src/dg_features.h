@@ -16,9 +16,6 @@
 #define DG_FEATURES_JSON_MAX 1024   /* dg_features_json() never needs more */
 
 
-typedef struct dg_cot_s  dg_cot_t;
-
-
 typedef struct {
     uint32_t            bytes;          /* extracted prompt bytes (user turn) */
     uint32_t            tokens;         /* token estimate */
@@ -54,13 +51,8 @@ typedef struct {
 } dg_features_t;
 
 
-/* reasoning-elicitation lexicon: built-in phrases plus operator patterns */
-dg_cot_t *dg_cot_create(void);
-/* adds a POSIX extended, case-insensitive regex; -1 and err on failure */
-int dg_cot_add_pattern(dg_cot_t *cot, const char *re, char *err,
-    size_t errlen);
-uint32_t dg_cot_count(const dg_cot_t *cot, const char *text, size_t len);
-void dg_cot_free(dg_cot_t *cot);
+/* matches of the built-in reasoning-elicitation lexicon in text */
+uint32_t dg_cot_count(const char *text, size_t len);
 
 /*
  * The fingerprint of a text as a conversation carries it: blanks are
@@ -68,9 +60,8 @@ void dg_cot_free(dg_cot_t *cot);
  */
 uint32_t dg_text_fp(const char *text, size_t len);
 
-/* fills f from an extracted prompt; cot may be NULL (built-in lexicon) */
-void dg_features_compute(dg_features_t *f, const dg_prompt_t *p,
-    const dg_cot_t *cot);
+/* fills f from an extracted prompt */
+void dg_features_compute(dg_features_t *f, const dg_prompt_t *p);
 
 /*
  * Writes the compact JSON object of f into buf (NUL-terminated) and

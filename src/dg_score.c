@@ -210,7 +210,7 @@ dg_score_compute(dg_score_t *s, const dg_score_conf_t *conf,
          * script holding conversations, not people
          */
         s->strength_milli[DG_SIG_SCRIPTED] =
-                      dg_ramp(prof->scripted_milli, 150, 450);
+                      dg_ramp(prof->scripted_milli, 100, 350);
     }
 
     /* primary signals combine as a noisy-or: each can flag on its own */

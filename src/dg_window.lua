@@ -91,6 +91,8 @@ the key sends, so a campaign that keeps knocking stays throttled.
 
 State: one STRING of fixed size, little-endian.  It is written whole when
 created and then patched with SETRANGE, so its allocation never changes.
+src/dg_window_state.c decodes it for distill-guard-ctl; t/50-ctl.t checks
+that decoder against this script: change the two together.
 
   header   15 bytes   version u8, n u16 (records in the ring), next u16
                       (slot written next), w u32 (sub-window width, ms),

@@ -32,6 +32,7 @@ my $ngx = DG::Harness::Nginx->start(upstream => $up,
     http => <<"EOF");
 distill_guard_secret "$SECRET";
 distill_guard_cot_pattern "zorbl(a|e)x";
+distill_guard_cot_pattern "\\bfrobn(?=icate)";
 server {
     listen 127.0.0.1:%%PORT%%;
     location /v1/ {
@@ -217,9 +218,54 @@ subtest 'cot: built-in phrases and distill_guard_cot_pattern' => sub {
         'operator pattern zorbl(a|e)x counts, case-insensitively')
         or diag_features($v);
 
+    is($v->{features}{cot}, 1, 'exactly one match') or diag_features($v);
+
+    # PCRE, not POSIX: \b and a lookahead; each match counts
+    $v = send_body('/v1/x', $chat->('Frobnicate it, then FROBNICATE it '
+        . 'again, but not afrobnicate nor frobnozzle.'));
+    is($v->{features}{cot}, 2, 'PCRE pattern \bfrobn(?=icate): 2 matches')
+        or diag_features($v);
+
     $v = send_body('/v1/x', $chat->('What is the capital of Portugal?'));
     is($v->{features}{cot}, 0, 'a plain question counts 0')
         or diag_features($v);
+};
+
+subtest 'default key: Authorization, else X-Api-Key' => sub {
+    my $body = DG::Harness::fixture('chat_simple.json');
+    my $post = sub {
+        my $res = $ngx->request(POST => '/v1/x',
+            { headers => { @_ }, content => $body });
+        return DG::Harness::vars($res) || {};
+    };
+    my $v = $post->('X-Api-Key' => 'sk-ant-test-1');
+    is($v->{key_id}, key_id('sk-ant-test-1'),
+        'X-Api-Key alone (Anthropic): its key id');
+    is($v->{action}, 'pass', 'X-Api-Key alone: accounted');
+
+    $v = $post->('x-api-key' => 'sk-ant-test-1');
+    is($v->{key_id}, key_id('sk-ant-test-1'), 'header name in lower case');
+
+    $v = $post->(Authorization => 'Bearer sk-oai-test-2');
+    is($v->{key_id}, key_id('sk-oai-test-2'),
+        'Authorization alone (OpenAI): its key id');
+
+    $v = $post->(Authorization => 'Bearer sk-oai-test-2',
+        'X-Api-Key' => 'sk-ant-test-1');
+    is($v->{key_id}, key_id('sk-oai-test-2'), 'both: Authorization first');
+
+    my $raw = DG::Harness::raw_request($ngx->port,
+        "POST /v1/x HTTP/1.1\r\nHost: localhost\r\nAuthorization: \r\n"
+        . "X-Api-Key: sk-ant-test-1\r\nContent-Length: 5\r\n"
+        . "Connection: close\r\n\r\nhello");
+    $v = DG::Harness::vars(DG::Harness::parse_response($raw) || {}) || {};
+    is($v->{key_id}, key_id('sk-ant-test-1'),
+        'an empty Authorization: X-Api-Key');
+
+    $v = $post->('X-Other' => 'x');
+    is($v->{action}, 'skip', 'neither: skip');
+    ok(!defined $v->{key_id} || $v->{key_id} eq '' || $v->{key_id} eq '-',
+        'neither: no key id');
 };
 
 subtest 'score and signals of this stage' => sub {

@@ -88,6 +88,40 @@ refused('distill_guard_cot_pattern "(" (bad regex)',
     conf(http => 'distill_guard_secret "s"; distill_guard_cot_pattern "(";'),
     qr/["']\(["']/);
 
+refused('distill_guard_cot_pattern: a PCRE-only construct is compiled',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_cot_pattern "(?<=a";'),
+    qr/"\(\?<=a" in "distill_guard_cot_pattern"/);
+
+# fixed-point values go through ngx_atofp: too many decimals is an error
+refused('distill_guard_tag_threshold 0.5555 (four decimals)',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_tag_threshold 0.5555;'), qr/"0\.5555"/);
+
+refused('distill_guard_weight cot 1.0001 (four decimals)',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_weight cot 1.0001;'), qr/"1\.0001"/);
+
+refused('distill_guard_throttle_threshold 1.5 (over 1)',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_throttle_threshold 1.5;'), qr/"1\.5"/);
+
+refused('distill_guard_zone abc',
+    conf(http => 'distill_guard_secret "s"; distill_guard_zone abc;'),
+    qr/"abc" in "distill_guard_zone"/);
+
+refused('distill_guard_zone 4k (too small)',
+    conf(http => 'distill_guard_secret "s"; distill_guard_zone 4k;'),
+    qr/"4k" in "distill_guard_zone" is too small/);
+
+refused('distill_guard_zone in a location',
+    conf(location => 'distill_guard on; distill_guard_zone 1m;'),
+    qr/"distill_guard_zone" directive is not allowed here/);
+
+refused('distill_guard_log_level loud',
+    conf(location => 'distill_guard on; distill_guard_log_level loud;'),
+    qr/"loud"/);
+
 refused('distill_guard_secret in a location',
     conf(location => 'distill_guard on; distill_guard_secret "s";'),
     qr/"distill_guard_secret" directive is not allowed here/);
@@ -137,6 +171,16 @@ EOF
 accepted('distill_guard_key with a complex value',
     conf(location => 'distill_guard on; '
         . 'distill_guard_key "$http_x_tenant:$http_x_api_key";'));
+
+accepted('distill_guard_cot_pattern: PCRE syntax (a lookbehind)',
+    conf(http => 'distill_guard_secret "s"; '
+        . 'distill_guard_cot_pattern "(?<!no )rationale\\b";'));
+
+accepted('fixed-point values, zone size and log level',
+    conf(http => 'distill_guard_secret "s"; distill_guard_zone 10m; '
+        . 'distill_guard_tag_threshold 0.555; distill_guard_weight cot 2.5;'
+        . ' distill_guard_throttle_threshold 1;',
+        location => 'distill_guard on; distill_guard_log_level warn;'));
 
 accepted('distill_guard_body_max 1m in a location',
     conf(location => 'distill_guard on; distill_guard_body_max 1m;'));

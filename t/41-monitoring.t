@@ -72,7 +72,14 @@ subtest 'fresh instance: the JSON document' => sub {
 };
 
 my %sent = (pass => 0, tag => 0, throttle => 0, skip => 0, truncated => 0);
+my %sig;    # signals named in X-Distill-Guard-Signals, over every answer
 my $total = 0;
+
+sub count_signals {
+    my ($r) = @_;
+    $sig{$_}++ for grep { length }
+        split /,/, $r->{headers}{'x-distill-guard-signals'} // '';
+}
 
 subtest 'counters for the whole instance (2 workers)' => sub {
     # distinct per connection: no template shared across keys
@@ -92,6 +99,7 @@ subtest 'counters for the whole instance (2 workers)' => sub {
     for my $r (@res) {
         my $a = $r->{headers}{'x-distill-guard-action'} // 'skip';
         $sent{$a}++;
+        count_signals($r);
     }
     $sent{truncated} += 12;
     $total += 60;
@@ -101,12 +109,14 @@ subtest 'counters for the whole instance (2 workers)' => sub {
         my $r = $ngx->request(POST => '/tag/x', { headers => {
             Authorization => 'Bearer sk-t41-tag' }, content => templated($i) });
         $sent{ $r->{headers}{'x-distill-guard-action'} // 'skip' }++;
+        count_signals($r);
         $total++;
     }
     for my $i (1 .. 8) {
         my $r = $ngx->request(POST => '/hot/x', { headers => {
             Authorization => 'Bearer sk-t41-hot' }, content => templated($i) });
         $sent{ $r->{headers}{'x-distill-guard-action'} // 'skip' }++;
+        count_signals($r);
         $total++;
     }
     # not guarded: not counted
@@ -138,6 +148,22 @@ subtest 'counters for the whole instance (2 workers)' => sub {
     is($r->{workers_ready}, 2, 'workers_ready 2');
     is($r->{workers_down}, 0, 'workers_down 0');
     is($r->{workers_connecting}, 0, 'workers_connecting 0');
+
+    # one round trip per accounted request
+    is($r->{latency_count}, $total - $sent{skip},
+        'redis.latency_count = accounted requests');
+    cmp_ok($r->{latency_sum_us} // 0, '>=', $r->{latency_count} // 1,
+        'redis.latency_sum_us >= 1 us per request');
+
+    # per signal: the sum of what the answers named
+    note('signals: ' . join ', ', map { "$_=$sig{$_}" } sort keys %sig);
+    cmp_ok($sig{template} // 0, '>', 0, 'some answers named "template"');
+    ok(ref $st->{signals} eq 'HASH', 'has signals {}') or return;
+    for my $s (qw(coverage template fanout single_turn cot regular volume
+                  redis_unavailable)) {
+        is($st->{signals}{$s}, $sig{$s} // 0,
+            "signals.$s = " . ($sig{$s} // 0) . ' named in the answers');
+    }
 };
 
 subtest 'Prometheus text' => sub {
@@ -150,7 +176,7 @@ subtest 'Prometheus text' => sub {
     like($t, qr/^# TYPE distill_guard_requests_total counter$/m,
         '# TYPE distill_guard_requests_total counter');
     my %want = (pass => $st->{passed}, tag => $st->{tagged},
-        throttle => $st->{throttled}, skip => $st->{skipped});
+        throttle => $st->{refused}, skip => $st->{skipped});
     for my $a (sort keys %want) {
         like($t, qr/^distill_guard_requests_total\{action="$a"\} \Q$want{$a}\E$/m,
             "distill_guard_requests_total{action=\"$a\"} $want{$a}");
@@ -160,10 +186,53 @@ subtest 'Prometheus text' => sub {
         split /\n/, $t;
     is_deeply(\@bad, [], 'every line is a comment or a sample');
     my %typed = map { $_ => 1 } $t =~ /^# TYPE (\S+) /mg;
-    my @untyped = grep { !$typed{$_} } $t =~ /^([a-z_]+)[{ ]/mg;
+    # a histogram's samples are its name with _bucket, _sum, _count
+    my @untyped = grep { !$typed{$_} } map { my $m = $_;
+        $m =~ s/_(?:bucket|sum|count)$// unless $typed{$m}; $m }
+        $t =~ /^([a-z_]+)[{ ]/mg;
     is_deeply(\@untyped, [], 'every metric has a # TYPE line');
     like($t, qr/^distill_guard_redis_workers\{state="ready"\} 2$/m,
         'redis workers ready 2');
+    my %helped = map { $_ => 1 } $t =~ /^# HELP (\S+) /mg;
+    my @unhelped = grep { !$helped{$_} } keys %typed;
+    is_deeply(\@unhelped, [], 'every metric has a # HELP line');
+
+    for my $s (sort keys %{ $st->{signals} || {} }) {
+        like($t, qr/^distill_guard_signals_total\{signal="$s"\} $st->{signals}{$s}$/m,
+            "distill_guard_signals_total{signal=\"$s\"} $st->{signals}{$s}");
+    }
+
+    # the latency histogram, in seconds, cumulative
+    like($t, qr/^# TYPE distill_guard_redis_latency_seconds histogram$/m,
+        'latency: TYPE histogram');
+    my @b = $t =~ /^distill_guard_redis_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/mg;
+    my (@le, @n);
+    while (my ($le, $n) = splice @b, 0, 2) { push @le, $le; push @n, $n }
+    is($le[0], '0.000016', 'first bucket: le="0.000016" (16 us)');
+    is($le[-1], '+Inf', 'last bucket: le="+Inf"');
+    my @down = grep { $n[$_] < $n[$_ - 1] } 1 .. $#n;
+    is_deeply(\@down, [], 'bucket counts never decrease');
+    my @unsorted = grep { $le[$_] ne '+Inf' && $le[$_] <= $le[$_ - 1] }
+        1 .. $#le;
+    is_deeply(\@unsorted, [], 'bounds increase');
+    my ($count) = $t =~ /^distill_guard_redis_latency_seconds_count (\d+)$/m;
+    my ($sum) = $t =~ /^distill_guard_redis_latency_seconds_sum ([\d.]+)$/m;
+    is($count, $st->{redis}{latency_count}, '_count = redis.latency_count');
+    is($n[-1], $count, '+Inf bucket = _count');
+    is($sum, sprintf('%d.%06d', int($st->{redis}{latency_sum_us} / 1e6),
+        $st->{redis}{latency_sum_us} % 1e6), '_sum = latency_sum_us in s');
+    cmp_ok($sum, '>', 0, '_sum > 0');
+    unlike($t, qr/_us\b/, 'no metric in microseconds');
+
+    # the reference checker (Debian package prometheus, .ci/deps.sh)
+    my ($promtool) = grep { -x } map { "$_/promtool" }
+        split /:/, "$ENV{PATH}:/usr/bin";
+    ok($promtool, 'promtool installed') or return;
+    my $f = DG::Harness::tempdir_for('prom') . '/metrics.txt';
+    DG::Harness::spit($f, $t);
+    my $out = `$promtool check metrics < $f 2>&1`;
+    is($?, 0, 'promtool check metrics: exit 0') or diag($out);
+    is($out, '', 'promtool check metrics: no lint problem') or diag($out);
 };
 
 subtest 'counters survive a reload' => sub {

@@ -107,7 +107,7 @@ ev_features(dg_features_t *f, const char *text, size_t len)
     p.first_user = p.user;
     p.turns = 1;
 
-    dg_features_compute(f, &p, NULL);
+    dg_features_compute(f, &p);
 }
 
 
