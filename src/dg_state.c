@@ -31,35 +31,22 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
          * throttle's next slot, as the request that started the penalty
          * took this one
          */
+        rc = dg_cmd_add(cmd, "HSET", 4)
+             | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                           req->prefix, req->key_id)
+             | dg_cmd_add(cmd, "st", 2)
+             | dg_cmd_addf(cmd, "%d", (int) req->to);
+
+        if (req->penalty_ms) {
+            rc |= dg_cmd_add(cmd, "pu", 2)
+                  | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                                (req->now_ms + req->penalty_ms));
+        }
+
         if (req->penalty_ms && req->fresh) {
-            rc = dg_cmd_add(cmd, "HSET", 4)
-                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
-                               req->prefix, req->key_id)
-                 | dg_cmd_add(cmd, "st", 2)
-                 | dg_cmd_addf(cmd, "%d", (int) req->to)
-                 | dg_cmd_add(cmd, "pu", 2)
-                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
-                               (req->now_ms + req->penalty_ms))
-                 | dg_cmd_add(cmd, "tt", 2)
-                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
-                               (req->now_ms + req->throttle_ms));
-
-        } else if (req->penalty_ms) {
-            rc = dg_cmd_add(cmd, "HSET", 4)
-                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
-                               req->prefix, req->key_id)
-                 | dg_cmd_add(cmd, "st", 2)
-                 | dg_cmd_addf(cmd, "%d", (int) req->to)
-                 | dg_cmd_add(cmd, "pu", 2)
-                 | dg_cmd_addf(cmd, "%llu", (unsigned long long)
-                               (req->now_ms + req->penalty_ms));
-
-        } else {
-            rc = dg_cmd_add(cmd, "HSET", 4)
-                 | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
-                               req->prefix, req->key_id)
-                 | dg_cmd_add(cmd, "st", 2)
-                 | dg_cmd_addf(cmd, "%d", (int) req->to);
+            rc |= dg_cmd_add(cmd, "tt", 2)
+                  | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                                (req->now_ms + req->throttle_ms));
         }
 
         break;

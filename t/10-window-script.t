@@ -56,25 +56,22 @@ sub window {
 
 sub last_profile { (window(@_))[-1] }
 
-# count mode: the distinct keys of each call (the reply's first element)
-sub fanout {
+# count mode: each call's reply, the distinct keys and the conversation
+# keys
+sub fanout_pairs {
     my ($tag, $bucket, $window, @ids) = @_;
     my @out = $redis->cli_pipe(map {
         "EVALSHA $FSHA 3 dg:{$tag}:$bucket dg:{$tag}:" . ($bucket + 1)
             . " dg:{$tag}:c$bucket $_ $window"
     } @ids);
-    return @out[grep { $_ % 2 == 0 } 0 .. $#out];
+    return map { [@out[2 * $_, 2 * $_ + 1]] } 0 .. $#out / 2;
 }
 
-# the conversation count of the last call of fanout() with these ids
-sub fanout_conv {
-    my ($tag, $bucket, $window, @ids) = @_;
-    my @out = $redis->cli_pipe(map {
-        "EVALSHA $FSHA 3 dg:{$tag}:$bucket dg:{$tag}:" . ($bucket + 1)
-            . " dg:{$tag}:c$bucket $_ $window"
-    } @ids);
-    return $out[-1];
-}
+# the distinct keys of each call
+sub fanout { map { $_->[0] } fanout_pairs(@_) }
+
+# the conversation count of the last call
+sub fanout_conv { (fanout_pairs(@_))[-1][1] }
 
 # conv mode: these keys held conversations opened with the tag
 sub fanout_add_conv {
