@@ -828,9 +828,6 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_dg_redis.error_logged = 0;
     }
 
-    us = ngx_dg_now_us() - op->start_us;
-    ngx_dg_stats_latency(us);
-
     if (op->errors) {
         ngx_dg_count(redis_errors);
 
@@ -838,7 +835,13 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_dg_count(redis_replies);
     }
 
+    /*
+     * a reply whose request has gone (timed out, client closed) is no
+     * round trip a request saw: after a SIGSTOP it would read seconds
+     */
     if (op->data) {
+        us = ngx_dg_now_us() - op->start_us;
+        ngx_dg_stats_latency(us);
         op->handler(op);
     }
 

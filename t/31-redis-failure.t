@@ -196,6 +196,15 @@ subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
         if $res;
     $res = post($fast, '/closed/x', $key);
     is($res->{status}, 200, 'fail closed: 200 again') or diag_res($res);
+
+    # the late replies of the timed-out requests came back after SIGCONT,
+    # up to a second late: they are timeouts, not round trips.  Every
+    # reply so far waited < timeout= (100 ms), so p99 (the log2 bucket's
+    # upper bound, good to a factor of two) stays under 200 ms.
+    my $p99 = stats($fast)->{redis}{latency_p99_us} // -1;
+    cmp_ok($p99, '>', 0, 'stats redis.latency_p99_us is set');
+    cmp_ok($p99, '<=', 200_000,
+        'latency_p99_us counts no reply that came after its timeout');
 };
 
 # timeout=3s: a request that waits for a connection that is gone would
