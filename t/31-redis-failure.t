@@ -21,7 +21,7 @@ use Time::HiRes qw(sleep time);
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
     . ' is missing (run make module)' unless DG::Harness::have_module();
 
-DG::Harness::watchdog(110);
+DG::Harness::watchdog(150);
 
 my $SECRET = 't31-secret-Zp2r';
 
@@ -144,6 +144,53 @@ subtest 'Redis answering errors (out of memory): logged once, counted' => sub {
         or diag(join "\n", @lines);
     my $res = wait_counted($fast, '/open/x', 'sk-t31-oom-after', 5);
     ok($res, 'counted again once Redis has memory');
+};
+
+# At maxmemory good and bad replies interleave (a write that fits, then
+# one that does not): the error line is rate-limited by time, not re-armed
+# by each good reply.  Its own nginx: no line of the subtest above is
+# within the interval.
+subtest 'Redis at maxmemory, good and bad replies interleaved' => sub {
+    my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+        http => $conf->('%%REDIS%%', 'timeout=100ms connect_timeout=100ms'));
+    ok(wait_counted($ngx, '/open/x', 'sk-t31-il-first', 5), 'counted');
+    my $before = stats($ngx);
+    my $mark = $ngx->mark;
+    my ($good, $bad) = (0, 0);
+    my $t0 = time;
+    for my $i (1 .. 10) {
+        $redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+        $bad += unavailable(post($ngx, '/open/x', "sk-t31-il-$i"));
+        $redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+        my $res = post($ngx, '/open/x', "sk-t31-il-$i");
+        $good++ if window_of($res) && !unavailable($res);
+    }
+    my $took = time - $t0;
+    is($bad, 10, 'ten requests met OOM');
+    is($good, 10, 'ten requests in between were counted');
+    my $after = stats($ngx);
+    cmp_ok(($after->{redis}{errors} // 0) - ($before->{redis}{errors} // 0),
+        '>=', 10, 'stats count every failed request');
+    my @lines = grep { /redis error/ }
+        split /\n/, $ngx->error_log_since($mark);
+    note(sprintf 'interleaved for %.1f s', $took);
+    is(scalar @lines, 1, 'one log line in the first 10 s, not one per '
+        . 'good reply') or diag(join "\n", @lines);
+    like($lines[0] // '', qr/OOM/, 'it is the OOM error');
+
+    # the next line, once the interval is over, tells what it stood for
+    sleep 10.2 - (time - $t0) if time - $t0 < 10.2;
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+    post($ngx, '/open/x', 'sk-t31-il-late');
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+    @lines = grep { /redis error/ }
+        split /\n/, $ngx->error_log_since($mark);
+    is(scalar @lines, 2, 'a second line after 10 s')
+        or diag(join "\n", @lines);
+    my ($n) = ($lines[1] // '') =~ /(\d+) suppressed/;
+    cmp_ok($n // 0, '>=', 9, 'it counts the error replies not logged')
+        or diag($lines[1] // 'no second line');
+    $ngx->stop;
 };
 
 subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
