@@ -5,8 +5,10 @@
 #   make demo     install what is missing, build, run the demo
 #   make lib      the engine as a static library (no nginx)
 #   make unit     engine unit tests only (cmocka)
+#   make unit-asan  the same, built with AddressSanitizer and UBSan
 #   make bench    engine micro-benchmark (prints numbers, asserts nothing)
 #   make fuzz     libFuzzer targets (clang)
+#   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
 #   make eval-features  template and topic measurements on the corpora
 
@@ -30,8 +32,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit test demo deps bench fuzz eval eval-features \
-        clean
+.PHONY: all module lib unit unit-asan test demo deps bench fuzz fuzz-run \
+        eval eval-features clean
 
 all: module
 
@@ -84,6 +86,37 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
 unit: $(UNIT_BINS)
 	@bash t/run-unit.sh $(UNIT_BINS)
 
+# The engine and its unit tests again, with AddressSanitizer and UBSan, in
+# a build directory of their own; any report aborts the test binary.
+SAN        = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+SAN_BUILD  = $(BUILD)/asan
+SAN_OBJS   = $(patsubst src/%.c,$(SAN_BUILD)/engine/%.o,$(ENGINE_SRCS)) \
+             $(SAN_BUILD)/engine/dg_scripts.o
+SAN_BINS   = $(patsubst t/unit/%.c,$(SAN_BUILD)/unit/%,$(UNIT_SRCS))
+
+$(SAN_BUILD)/engine/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(SAN_BUILD)/engine
+	$(CC) $(CFLAGS_DG) $(SAN) -c $< -o $@
+
+$(SAN_BUILD)/engine/dg_scripts.o: $(BUILD)/gen/dg_scripts.c
+	@mkdir -p $(SAN_BUILD)/engine
+	$(CC) $(CFLAGS_DG) $(SAN) -c $< -o $@
+
+$(SAN_BUILD)/libdg.a: $(SAN_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SAN_BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(SAN_BUILD)/libdg.a
+	@mkdir -p $(SAN_BUILD)/unit
+	$(CC) $(CFLAGS_DG) $(SAN) -It/unit $< -o $@ $(SAN_BUILD)/libdg.a \
+	    -lcmocka $(LIBS_DG)
+
+unit-asan: $(SAN_BINS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    bash t/run-unit.sh $(SAN_BINS)
+
 deps:
 	@sh .ci/deps.sh
 
@@ -112,13 +145,24 @@ eval-features: $(BUILD)/eval_features
 eval: module
 	perl tools/replay.pl --check --corpus $(CORPUS)
 
-FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
-fuzz: $(BUILD)/gen/dg_scripts.c
+FUZZ_SRCS    = $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS    = $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+
+fuzz: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(ENGINE_SRCS) $(wildcard src/*.h) \
+        $(BUILD)/gen/dg_scripts.c
 	@mkdir -p $(BUILD)/fuzz
-	for f in $(FUZZ_SRCS); do \
-	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
-	        $$f $(ENGINE_SRCS) $(BUILD)/gen/dg_scripts.c \
-	        -o $(BUILD)/fuzz/$$(basename $$f .c) $(LIBS_DG) || exit 1; \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Isrc $< $(ENGINE_SRCS) \
+	    $(BUILD)/gen/dg_scripts.c -o $@ $(LIBS_DG)
+
+# each target for FUZZ_SECONDS from its committed seeds; a crash stops the
+# run and leaves the input in build/fuzz/artifacts/<target>/
+fuzz-run: fuzz
+	@for b in $(FUZZ_BINS); do \
+	    sh fuzz/run.sh $$b $(FUZZ_SECONDS) || exit 1; \
 	done
 
 clean:

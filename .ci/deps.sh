@@ -2,8 +2,10 @@
 # Installs what building, testing and the demo need, when it is missing.
 # Debian 12 (bookworm); run as root.
 set -e
+# clang and its runtimes (a recommendation only, hence named): the fuzzers
 pkgs="nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev \
-      redis-server libcmocka-dev wrk gcc make perl"
+      redis-server libcmocka-dev wrk gcc make perl \
+      clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
