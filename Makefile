@@ -32,7 +32,7 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit unit-asan test demo deps bench fuzz fuzz-run \
+.PHONY: all module module-nothreads lib unit unit-asan test demo deps bench fuzz fuzz-run \
         eval eval-features clean
 
 all: module
@@ -58,6 +58,26 @@ $(BUILD)/ngx_distill_guard_module.so: $(BUILD)/ngx/Makefile $(MODULE_SRCS) \
 	$(MAKE) -s -f $(BUILD)/ngx/Makefile -C $(NGX_SRC) modules
 	@# a new file, renamed over the old: a running nginx keeps its mapping
 	cp $(BUILD)/ngx/ngx_distill_guard_module.so $@.tmp && mv -f $@.tmp $@
+
+# The same module from an nginx configured without --with-threads (still
+# --with-compat, so Debian's nginx loads it): large bodies are then
+# examined in the event loop.  Not part of `make test`:
+#   make module-nothreads && DG_MODULE=build/nothreads/ngx_distill_guard_module.so prove t/
+module-nothreads: config $(LUA) src/embed.sh $(MODULE_SRCS) $(ENGINE_SRCS)
+	@mkdir -p $(BUILD)/nothreads
+	cd $(NGX_SRC) && bash -c '. ./conf_flags && flags=() && \
+	    for f in "$${NGX_CONF_FLAGS[@]}"; do \
+	        [ "$$f" = --with-threads ] || flags+=("$$f"); done && \
+	    ./configure \
+	    --with-cc-opt="-fPIC -O2 -g $(WARN) -Wno-unused-parameter" \
+	    --with-ld-opt="-fPIC" "$${flags[@]}" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/nothreads/ngx' \
+	    > $(BUILD)/nothreads/configure.log 2>&1 || \
+	    { tail -30 $(BUILD)/nothreads/configure.log; exit 1; }
+	! grep -q "define NGX_THREADS" $(BUILD)/nothreads/ngx/ngx_auto_config.h
+	$(MAKE) -s -f $(BUILD)/nothreads/ngx/Makefile -C $(NGX_SRC) modules
+	cp $(BUILD)/nothreads/ngx/ngx_distill_guard_module.so \
+	    $(BUILD)/nothreads/ngx_distill_guard_module.so
 
 $(BUILD)/gen/dg_scripts.c: $(LUA) src/embed.sh
 	@mkdir -p $(BUILD)/gen
