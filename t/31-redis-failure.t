@@ -247,12 +247,13 @@ subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
     is($res->{status}, 200, 'fail closed: 200 again') or diag_res($res);
 
     # the late replies of the timed-out requests came back after SIGCONT,
-    # up to a second late: they are timeouts, not round trips.  Every
-    # reply so far waited < timeout= (100 ms), so p99 (the log2 bucket's
-    # upper bound, good to a factor of two) stays under 200 ms.
+    # most of them over half a second late: they are timeouts, not round
+    # trips.  Every reply counted came before its timer (100 ms) fired,
+    # or in the same loop turn on a busy machine, so p99 (the upper
+    # bound of a log2 bucket, p99 = the max here) stays under 400 ms.
     my $p99 = stats($fast)->{redis}{latency_p99_us} // -1;
     cmp_ok($p99, '>', 0, 'stats redis.latency_p99_us is set');
-    cmp_ok($p99, '<=', 200_000,
+    cmp_ok($p99, '<=', 400_000,
         'latency_p99_us counts no reply that came after its timeout');
 };
 
