@@ -257,11 +257,13 @@ my @crash = grep { /exited on signal|\[alert\]|\[emerg\]/ }
 my $restarts = grep { !$initial{$_} } keys %pids;
 
 # time to recover, per fault
+# (one walk: the faults and the requests are both in time order)
 my %rec;
+my $j = 0;
 for my $f (@faults) {
-    my ($first) = grep { $_->[0] >= $f->{end} && $_->[2] == 200
-        && !$_->[3] } @req;
-    my $r = $first ? $first->[0] - $f->{end} : undef;
+    $j++ while $j < @req && ($req[$j][0] < $f->{end} || $req[$j][2] != 200
+        || $req[$j][3]);
+    my $r = $j < @req ? $req[$j][0] - $f->{end} : undef;
     push @{ $rec{ $f->{kind} } }, $r // 'never';
 }
 
