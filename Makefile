@@ -6,8 +6,10 @@
 #   make demo     install what is missing, build, run the demo
 #   make lib      the engine as a static library (no nginx)
 #   make unit     engine unit tests only (cmocka)
+#   make unit-asan  the same, built with AddressSanitizer and UBSan
 #   make bench    engine micro-benchmark (prints numbers, asserts nothing)
 #   make fuzz     libFuzzer targets (clang)
+#   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
 #   make eval-features  template and topic measurements on the corpora
 
@@ -33,8 +35,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib ctl unit test demo deps bench fuzz eval \
-        eval-features deb clean
+.PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
+        bench fuzz fuzz-run eval eval-features deb clean
 
 all: module ctl
 
@@ -59,6 +61,26 @@ $(BUILD)/ngx_distill_guard_module.so: $(BUILD)/ngx/Makefile $(MODULE_SRCS) \
 	$(MAKE) -s -f $(BUILD)/ngx/Makefile -C $(NGX_SRC) modules
 	@# a new file, renamed over the old: a running nginx keeps its mapping
 	cp $(BUILD)/ngx/ngx_distill_guard_module.so $@.tmp && mv -f $@.tmp $@
+
+# The same module from an nginx configured without --with-threads (still
+# --with-compat, so Debian's nginx loads it): large bodies are then
+# examined in the event loop.  Not part of `make test`:
+#   make module-nothreads && DG_MODULE=build/nothreads/ngx_distill_guard_module.so prove t/
+module-nothreads: config $(LUA) src/embed.sh $(MODULE_SRCS) $(ENGINE_SRCS)
+	@mkdir -p $(BUILD)/nothreads
+	cd $(NGX_SRC) && bash -c '. ./conf_flags && flags=() && \
+	    for f in "$${NGX_CONF_FLAGS[@]}"; do \
+	        [ "$$f" = --with-threads ] || flags+=("$$f"); done && \
+	    ./configure \
+	    --with-cc-opt="-fPIC -O2 -g $(WARN) -Wno-unused-parameter" \
+	    --with-ld-opt="-fPIC" "$${flags[@]}" \
+	    --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/nothreads/ngx' \
+	    > $(BUILD)/nothreads/configure.log 2>&1 || \
+	    { tail -30 $(BUILD)/nothreads/configure.log; exit 1; }
+	! grep -q "define NGX_THREADS" $(BUILD)/nothreads/ngx/ngx_auto_config.h
+	$(MAKE) -s -f $(BUILD)/nothreads/ngx/Makefile -C $(NGX_SRC) modules
+	cp $(BUILD)/nothreads/ngx/ngx_distill_guard_module.so \
+	    $(BUILD)/nothreads/ngx_distill_guard_module.so
 
 $(BUILD)/gen/dg_scripts.c: $(LUA) src/embed.sh
 	@mkdir -p $(BUILD)/gen
@@ -93,6 +115,37 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
 unit: $(UNIT_BINS)
 	@bash t/run-unit.sh $(UNIT_BINS)
 
+# The engine and its unit tests again, with AddressSanitizer and UBSan, in
+# a build directory of their own; any report aborts the test binary.
+SAN        = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
+SAN_BUILD  = $(BUILD)/asan
+SAN_OBJS   = $(patsubst src/%.c,$(SAN_BUILD)/engine/%.o,$(ENGINE_SRCS)) \
+             $(SAN_BUILD)/engine/dg_scripts.o
+SAN_BINS   = $(patsubst t/unit/%.c,$(SAN_BUILD)/unit/%,$(UNIT_SRCS))
+
+$(SAN_BUILD)/engine/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(SAN_BUILD)/engine
+	$(CC) $(CFLAGS_DG) $(SAN) -c $< -o $@
+
+$(SAN_BUILD)/engine/dg_scripts.o: $(BUILD)/gen/dg_scripts.c
+	@mkdir -p $(SAN_BUILD)/engine
+	$(CC) $(CFLAGS_DG) $(SAN) -c $< -o $@
+
+$(SAN_BUILD)/libdg.a: $(SAN_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SAN_BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(SAN_BUILD)/libdg.a
+	@mkdir -p $(SAN_BUILD)/unit
+	$(CC) $(CFLAGS_DG) $(SAN) -It/unit $< -o $@ $(SAN_BUILD)/libdg.a \
+	    -lcmocka $(LIBS_DG)
+
+unit-asan: $(SAN_BINS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    bash t/run-unit.sh $(SAN_BINS)
+
 deps:
 	@sh .ci/deps.sh
 
@@ -122,13 +175,24 @@ eval-features: $(BUILD)/eval_features
 eval: module
 	perl tools/replay.pl --check --corpus $(CORPUS)
 
-FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
-fuzz: $(BUILD)/gen/dg_scripts.c
+FUZZ_SRCS    = $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS    = $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+
+fuzz: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(ENGINE_SRCS) $(wildcard src/*.h) \
+        $(BUILD)/gen/dg_scripts.c
 	@mkdir -p $(BUILD)/fuzz
-	for f in $(FUZZ_SRCS); do \
-	    clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
-	        $$f $(ENGINE_SRCS) $(BUILD)/gen/dg_scripts.c \
-	        -o $(BUILD)/fuzz/$$(basename $$f .c) $(LIBS_DG) || exit 1; \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Isrc $< $(ENGINE_SRCS) \
+	    $(BUILD)/gen/dg_scripts.c -o $@ $(LIBS_DG)
+
+# each target for FUZZ_SECONDS from its committed seeds; a crash stops the
+# run and leaves the input in build/fuzz/artifacts/<target>/
+fuzz-run: fuzz
+	@for b in $(FUZZ_BINS); do \
+	    sh fuzz/run.sh $$b $(FUZZ_SECONDS) || exit 1; \
 	done
 
 # The Debian package, built from a copy of the committed tree and the

@@ -254,6 +254,10 @@ ngx_http_distill_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
         }
 
         dmcf->enabled = 1;
+
+        if (conf->body_max > NGX_DG_EXAMINE_INLINE_MAX) {
+            dmcf->examine_large = 1;
+        }
     }
 
     return NGX_CONF_OK;

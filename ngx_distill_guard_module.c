@@ -17,6 +17,26 @@
 #define NGX_DG_STATE_BODY           1
 #define NGX_DG_STATE_REDIS          2
 #define NGX_DG_STATE_DONE           3
+#define NGX_DG_STATE_EXAMINE        4
+
+
+
+/* the examination of a body: in the event loop, or in a thread */
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_chain_t                *bufs;       /* to gather from, or NULL */
+    u_char                     *data;
+    size_t                      len;
+    u_char                     *scratch;    /* len + 1 bytes */
+    ngx_uint_t                  truncated;
+    dg_prompt_t                 prompt;     /* points into data, scratch */
+    dg_features_t              *features;
+    ngx_err_t                   err;        /* of the temp file read */
+    ngx_uint_t                  failed;
+#if (NGX_THREADS)
+    ngx_thread_task_t          *task;
+#endif
+} ngx_http_distill_guard_examine_t;
 
 
 static ngx_int_t ngx_http_distill_guard_handler(ngx_http_request_t *r);
@@ -25,12 +45,22 @@ static ngx_int_t ngx_http_distill_guard_account(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_key(ngx_http_request_t *r,
     ngx_http_distill_guard_loc_conf_t *dlcf, ngx_str_t *value);
+static ngx_int_t ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_distill_guard_features(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx);
 static uint32_t ngx_http_distill_guard_cot(ngx_http_request_t *r,
     ngx_array_t *patterns, const char *text, size_t len);
 static ngx_int_t ngx_http_distill_guard_body(ngx_http_request_t *r,
-    size_t max, u_char **data, size_t *len, ngx_uint_t *truncated);
+    size_t max, ngx_http_distill_guard_examine_t *ex);
+static void ngx_http_distill_guard_examine(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_distill_guard_examined(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx, ngx_http_distill_guard_examine_t *ex);
+#if (NGX_THREADS)
+static ngx_int_t ngx_http_distill_guard_examine_post(ngx_http_request_t *r,
+    ngx_http_distill_guard_examine_t *ex);
+static void ngx_http_distill_guard_examine_done(ngx_event_t *ev);
+#endif
 static void ngx_http_distill_guard_redis_done(ngx_dg_op_t *op);
 static void ngx_http_distill_guard_timeout(ngx_event_t *ev);
 static void ngx_http_distill_guard_resume(ngx_http_request_t *r);
@@ -395,8 +425,6 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     u_char                              *key;
     ngx_int_t                            rc;
     ngx_str_t                            value;
-    ngx_time_t                          *tp;
-    ngx_dg_op_t                         *op;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_distill_guard_loc_conf_t   *dlcf;
     ngx_http_distill_guard_main_conf_t  *dmcf;
@@ -477,9 +505,37 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_distill_guard_features(r, ctx) != NGX_OK) {
+    rc = ngx_http_distill_guard_features(r, ctx);
+
+    if (rc == NGX_AGAIN) {
+        /* examined in a thread: ngx_http_distill_guard_examine_done() */
+        return NGX_AGAIN;
+    }
+
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return ngx_http_distill_guard_ask_redis(r, ctx);
+}
+
+
+/*
+ * The features are known: the round trip to Redis, NGX_AGAIN while it
+ * lasts, or NGX_OK with the verdict when there is nothing to wait for.
+ */
+
+static ngx_int_t
+ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx)
+{
+    ngx_time_t                          *tp;
+    ngx_dg_op_t                         *op;
+    ngx_http_distill_guard_loc_conf_t   *dlcf;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+    dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
 
     if (!dmcf->redis_set) {
         ngx_http_distill_guard_decide(r, ctx);
@@ -500,6 +556,14 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     op->req.prefix_len = dmcf->prefix.len;
     op->req.key_id = op->key_id;
     op->req.window_ms = dmcf->window;
+
+    /*
+     * reading a temp file and examining a large body take milliseconds:
+     * nginx's cached clock, which ngx_add_timer() below counts from,
+     * would make the request's timeout= start in the past
+     */
+    ngx_time_update();
+
     tp = ngx_timeofday();
     op->req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
     op->req.features = &op->features;
@@ -620,44 +684,203 @@ ngx_http_distill_guard_key(ngx_http_request_t *r,
 }
 
 
+/*
+ * Examines the body: NGX_OK when done, NGX_AGAIN when a thread does it
+ * (a large body: it would hold every other connection of the worker for
+ * tens of milliseconds), NGX_ERROR.
+ */
+
 static ngx_int_t
 ngx_http_distill_guard_features(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
-    u_char                             *body, *scratch;
-    size_t                              len;
-    ngx_uint_t                          truncated;
-    dg_prompt_t                         prompt;
+    ngx_http_distill_guard_examine_t    ex, *exp;
     ngx_http_distill_guard_loc_conf_t  *dlcf;
+#if (NGX_THREADS)
+    ngx_int_t                           rc;
+    ngx_thread_task_t                  *task;
+#endif
 
     dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
 
-    if (ngx_http_distill_guard_body(r, dlcf->body_max, &body, &len,
-                                    &truncated)
-        != NGX_OK)
-    {
+    exp = &ex;
+
+#if (NGX_THREADS)
+    task = NULL;
+
+    if (dlcf->body_max > NGX_DG_EXAMINE_INLINE_MAX) {
+        task = ngx_thread_task_alloc(r->pool,
+                                sizeof(ngx_http_distill_guard_examine_t));
+        if (task == NULL) {
+            return NGX_ERROR;
+        }
+
+        exp = task->ctx;
+    }
+#endif
+
+    ngx_memzero(exp, sizeof(ngx_http_distill_guard_examine_t));
+#if (NGX_THREADS)
+    exp->task = task;
+#endif
+    exp->request = r;
+    exp->features = &ctx->features;
+
+    if (ngx_http_distill_guard_body(r, dlcf->body_max, exp) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    scratch = ngx_pnalloc(r->pool, len + 1);
-    if (scratch == NULL) {
+#if (NGX_THREADS)
+    if (task && exp->len > NGX_DG_EXAMINE_INLINE_MAX) {
+        rc = ngx_http_distill_guard_examine_post(r, exp);
+
+        if (rc == NGX_OK) {
+            ctx->state = NGX_DG_STATE_EXAMINE;
+            return NGX_AGAIN;
+        }
+
+        /* no pool, or its queue is full: here, as without threads */
+    }
+#endif
+
+    ngx_http_distill_guard_examine(exp, r->connection->log);
+
+    return ngx_http_distill_guard_examined(r, ctx, exp);
+}
+
+
+/*
+ * Where the first max bytes of the body are: in place when they sit in
+ * one memory buffer, else a buffer of that size to gather the chain and
+ * the temp file into (ex->bufs); the gathering is part of the
+ * examination, which may run in a thread.
+ */
+
+static ngx_int_t
+ngx_http_distill_guard_body(ngx_http_request_t *r, size_t max,
+    ngx_http_distill_guard_examine_t *ex)
+{
+    off_t         total;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ex->data = (u_char *) "";
+    ex->len = 0;
+
+    if (r->request_body && r->request_body->bufs) {
+        total = 0;
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            total += ngx_buf_size(cl->buf);
+        }
+
+        if (total > (off_t) max) {
+            ex->truncated = 1;
+            total = max;
+        }
+
+        ex->len = (size_t) total;
+
+        b = r->request_body->bufs->buf;
+
+        if (!b->in_file && b->last - b->pos >= total) {
+            ex->data = b->pos;
+
+        } else {
+            ex->data = ngx_pnalloc(r->pool, ex->len);
+            if (ex->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ex->bufs = r->request_body->bufs;
+        }
+    }
+
+    ex->scratch = ngx_pnalloc(r->pool, ex->len + 1);
+    if (ex->scratch == NULL) {
         return NGX_ERROR;
     }
 
-    dg_prompt_parse(&prompt, (char *) body, len, (char *) scratch, len + 1);
-    dg_features_compute(&ctx->features, &prompt);
+    return NGX_OK;
+}
 
+
+/*
+ * Gathers the body if needed, parses it and computes its features.  It
+ * touches only what ex points to (no pool, no log): a thread may run it.
+ */
+
+static void
+ngx_http_distill_guard_examine(void *data, ngx_log_t *log)
+{
+    ngx_http_distill_guard_examine_t  *ex = data;
+
+    u_char       *p;
+    off_t         size, left;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (ex->bufs) {
+        p = ex->data;
+        left = (off_t) ex->len;
+
+        for (cl = ex->bufs; cl && left > 0; cl = cl->next) {
+            b = cl->buf;
+            size = ngx_min(ngx_buf_size(b), left);
+
+            if (b->in_file) {
+                n = pread(b->file->fd, p, (size_t) size, b->file_pos);
+
+                if (n != (ssize_t) size) {
+                    ex->err = (n == -1) ? ngx_errno : 0;
+                    ex->failed = 1;
+                    return;
+                }
+
+            } else {
+                ngx_memcpy(p, b->pos, (size_t) size);
+            }
+
+            p += size;
+            left -= size;
+        }
+
+        ex->len = p - ex->data;
+    }
+
+    dg_prompt_parse(&ex->prompt, (char *) ex->data, ex->len,
+                    (char *) ex->scratch, ex->len + 1);
+    dg_features_compute(ex->features, &ex->prompt);
+}
+
+
+static ngx_int_t
+ngx_http_distill_guard_examined(ngx_http_request_t *r,
+    ngx_http_distill_guard_ctx_t *ctx, ngx_http_distill_guard_examine_t *ex)
+{
+    ngx_http_distill_guard_loc_conf_t  *dlcf;
+
+    if (ex->failed) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, ex->err,
+                      "distill_guard: short read of the body's temp file");
+        return NGX_ERROR;
+    }
+
+    dlcf = ngx_http_get_module_loc_conf(r, ngx_distill_guard_module);
+
+    /* the operator's patterns: in the event loop, PCRE's match data is
+     * the worker's */
     if (dlcf->cot_patterns) {
         ctx->features.cot += ngx_http_distill_guard_cot(r, dlcf->cot_patterns,
-                                                        prompt.user.data,
-                                                        prompt.user.len)
+                                                    ex->prompt.user.data,
+                                                    ex->prompt.user.len)
                              + ngx_http_distill_guard_cot(r,
-                                                        dlcf->cot_patterns,
-                                                        prompt.system.data,
-                                                        prompt.system.len);
+                                                    dlcf->cot_patterns,
+                                                    ex->prompt.system.data,
+                                                    ex->prompt.system.len);
     }
 
-    if (truncated) {
+    if (ex->truncated) {
         ctx->features.truncated = 1;
         ngx_dg_count(truncated);
 
@@ -726,80 +949,85 @@ ngx_http_distill_guard_cot(ngx_http_request_t *r, ngx_array_t *patterns,
 }
 
 
-/*
- * The first max bytes of the body: in place when they sit in one memory
- * buffer, else gathered from the chain, reading the temp file if needed.
- */
+#if (NGX_THREADS)
 
 static ngx_int_t
-ngx_http_distill_guard_body(ngx_http_request_t *r, size_t max, u_char **data,
-    size_t *len, ngx_uint_t *truncated)
+ngx_http_distill_guard_examine_post(ngx_http_request_t *r,
+    ngx_http_distill_guard_examine_t *ex)
 {
-    u_char       *p;
-    off_t         total, size;
-    ssize_t       n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    ngx_thread_task_t                   *task;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
 
-    *data = (u_char *) "";
-    *len = 0;
-    *truncated = 0;
+    dmcf = ngx_http_get_module_main_conf(r, ngx_distill_guard_module);
 
-    if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return NGX_OK;
+    if (dmcf->thread_pool == NULL) {
+        return NGX_DECLINED;
     }
 
-    total = 0;
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        total += ngx_buf_size(cl->buf);
-    }
+    task = ex->task;
+    task->handler = ngx_http_distill_guard_examine;
+    task->event.handler = ngx_http_distill_guard_examine_done;
+    task->event.data = ex;
 
-    if (total > (off_t) max) {
-        *truncated = 1;
-        total = max;
-    }
-
-    cl = r->request_body->bufs;
-    b = cl->buf;
-
-    if (!b->in_file && b->last - b->pos >= total) {
-        *data = b->pos;
-        *len = (size_t) total;
-        return NGX_OK;
-    }
-
-    p = ngx_pnalloc(r->pool, (size_t) total);
-    if (p == NULL) {
+    if (ngx_thread_task_post(dmcf->thread_pool, task) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    *data = p;
-
-    for ( /* void */ ; cl && total > 0; cl = cl->next) {
-        b = cl->buf;
-        size = ngx_min(ngx_buf_size(b), total);
-
-        if (b->in_file) {
-            n = ngx_read_file(b->file, p, (size_t) size, b->file_pos);
-            if (n != (ssize_t) size) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "distill_guard: short read of the body's "
-                              "temp file");
-                return NGX_ERROR;
-            }
-
-        } else {
-            ngx_memcpy(p, b->pos, (size_t) size);
-        }
-
-        p += size;
-        total -= size;
-    }
-
-    *len = p - *data;
+    /*
+     * The thread uses the request's memory: "blocked" keeps the request
+     * from being freed (a terminate waits for us, as for aio), and
+     * nothing of ours runs on the connection's events meanwhile.
+     */
+    r->main->blocked++;
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
 
     return NGX_OK;
 }
+
+
+static void
+ngx_http_distill_guard_examine_done(ngx_event_t *ev)
+{
+    ngx_int_t                          rc;
+    ngx_http_request_t                *r;
+    ngx_http_distill_guard_ctx_t      *ctx;
+    ngx_http_distill_guard_examine_t  *ex;
+
+    ex = ev->data;
+    r = ex->request;
+
+    r->main->blocked--;
+
+    if (r->write_event_handler != ngx_http_request_empty_handler) {
+        /* the request was terminated meanwhile: let it go */
+        r->write_event_handler(r);
+        ngx_http_run_posted_requests(r->connection);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_distill_guard_module);
+
+    rc = ngx_http_distill_guard_examined(r, ctx, ex);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_distill_guard_ask_redis(r, ctx);
+    }
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_run_posted_requests(r->connection);
+        return;
+    }
+
+    ngx_http_distill_guard_resume(r);
+}
+
+#endif
 
 
 static void
@@ -1517,6 +1745,16 @@ ngx_http_distill_guard_init(ngx_conf_t *cf)
     }
 
     dmcf->shm_zone->init = ngx_dg_stats_init_zone;
+
+#if (NGX_THREADS)
+    /* nginx's "default" pool (32 threads) examines the large bodies */
+    if (dmcf->examine_large) {
+        dmcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (dmcf->thread_pool == NULL) {
+            return NGX_ERROR;
+        }
+    }
+#endif
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -15,6 +15,10 @@
 #include "dg_score.h"
 #include "dg_policy.h"
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 
 #define NGX_DG_FAIL_OPEN            0
 #define NGX_DG_FAIL_CLOSED          1
@@ -22,6 +26,13 @@
 #define NGX_DG_MAX_WORKERS          64
 #define NGX_DG_BODY_MAX_LIMIT       (16 * 1024 * 1024)
 #define NGX_DG_LAT_BUCKETS          32
+
+/*
+ * Bodies examined in the event loop; larger ones go to nginx's "default"
+ * thread pool where there is one: at ~170 MB/s this is under 1 ms, which
+ * is the longest the module holds other connections of a worker.
+ */
+#define NGX_DG_EXAMINE_INLINE_MAX   (128 * 1024)
 
 
 typedef struct {
@@ -92,6 +103,10 @@ typedef struct {
     ngx_shm_zone_t             *shm_zone;
     size_t                      zone_size;
     ngx_uint_t                  enabled;    /* some location turns it on */
+    ngx_uint_t                  examine_large;  /* > INLINE_MAX somewhere */
+#if (NGX_THREADS)
+    ngx_thread_pool_t          *thread_pool;
+#endif
 } ngx_http_distill_guard_main_conf_t;
 
 

@@ -29,6 +29,15 @@
 /* what a reply answers: a dg_fanout_t, or the window */
 #define NGX_DG_KIND_WINDOW          DG_FANOUT_N
 
+/* seconds between two log lines of one kind of repeated failure */
+#define NGX_DG_LOG_INTERVAL         10
+
+
+typedef struct {
+    time_t                               next;  /* quiet until then */
+    ngx_uint_t                           suppressed;
+} ngx_dg_log_limit_t;
+
 
 typedef struct {
     redisAsyncContext                   *ac;
@@ -43,9 +52,9 @@ typedef struct {
     ngx_uint_t                           nops;
     ngx_uint_t                           inflight;
     ngx_uint_t                           setup_pending;
+    ngx_dg_log_limit_t                   busy_log;
+    ngx_dg_log_limit_t                   error_log;
     unsigned                             down_logged:1;
-    unsigned                             busy_logged:1;
-    unsigned                             error_logged:1;
 } ngx_dg_redis_t;
 
 
@@ -63,6 +72,8 @@ static void ngx_dg_redis_reply(redisAsyncContext *ac, void *r,
 static void ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_dg_redis_log_error(const char *what, redisReply *reply);
+static ngx_int_t ngx_dg_log_allow(ngx_dg_log_limit_t *ll,
+    ngx_uint_t *suppressed);
 static ngx_int_t ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind,
     ngx_uint_t eval);
 static void ngx_dg_redis_op_free(ngx_dg_op_t *op);
@@ -574,15 +585,17 @@ ngx_dg_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 ngx_dg_op_t *
 ngx_dg_redis_op_alloc(void)
 {
+    ngx_uint_t    suppressed;
     ngx_dg_op_t  *op;
 
     if (ngx_dg_redis.inflight >= ngx_dg_redis.dmcf->redis.max_inflight) {
-        if (!ngx_dg_redis.busy_logged) {
+        if (ngx_dg_log_allow(&ngx_dg_redis.busy_log, &suppressed)) {
             ngx_log_error(NGX_LOG_WARN, ngx_dg_redis.log, 0,
                           "distill_guard: %ui redis requests in flight, "
-                          "failing new ones until replies come",
-                          ngx_dg_redis.inflight);
-            ngx_dg_redis.busy_logged = 1;
+                          "failing new ones until replies come (at most "
+                          "one line per %d s, %ui suppressed before this "
+                          "one)", ngx_dg_redis.inflight,
+                          NGX_DG_LOG_INTERVAL, suppressed);
         }
 
         return NULL;
@@ -645,24 +658,48 @@ ngx_dg_redis_send(ngx_dg_op_t *op)
 
 
 /*
- * An error reply is logged once until a request's replies are all good
- * again: a Redis out of memory would otherwise write a line per request;
- * the status endpoint counts every one.
+ * Error replies are logged at most once per NGX_DG_LOG_INTERVAL: at
+ * maxmemory good and bad replies interleave, and a message re-armed by
+ * each good reply wrote a line per request.  The status endpoint counts
+ * every one; the line says how many it stands for.
  */
 
 static void
 ngx_dg_redis_log_error(const char *what, redisReply *reply)
 {
-    if (ngx_dg_redis.error_logged) {
+    ngx_uint_t  suppressed;
+
+    if (!ngx_dg_log_allow(&ngx_dg_redis.error_log, &suppressed)) {
         return;
     }
 
-    ngx_dg_redis.error_logged = 1;
-
     ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                  "distill_guard: redis error%s: %*s (logged once until "
-                  "replies are good again)", what,
-                  (size_t) ngx_min(reply->len, 200), reply->str);
+                  "distill_guard: redis error%s: %*s (at most one line per "
+                  "%d s, %ui suppressed before this one)", what,
+                  (size_t) ngx_min(reply->len, 200), reply->str,
+                  NGX_DG_LOG_INTERVAL, suppressed);
+}
+
+
+/* 1: log now, and *suppressed lines were not logged since the last one */
+
+static ngx_int_t
+ngx_dg_log_allow(ngx_dg_log_limit_t *ll, ngx_uint_t *suppressed)
+{
+    time_t  now;
+
+    now = ngx_time();
+
+    if (now < ll->next) {
+        ll->suppressed++;
+        return 0;
+    }
+
+    ll->next = now + NGX_DG_LOG_INTERVAL;
+    *suppressed = ll->suppressed;
+    ll->suppressed = 0;
+
+    return 1;
 }
 
 
@@ -828,14 +865,6 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     ngx_dg_redis.inflight--;
-    ngx_dg_redis.busy_logged = 0;
-
-    if (op->errors == 0) {
-        ngx_dg_redis.error_logged = 0;
-    }
-
-    us = ngx_dg_now_us() - op->start_us;
-    ngx_dg_stats_latency(us);
 
     if (op->errors) {
         ngx_dg_count(redis_errors);
@@ -844,7 +873,13 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         ngx_dg_count(redis_replies);
     }
 
+    /*
+     * a reply whose request has gone (timed out, client closed) is no
+     * round trip a request saw: after a SIGSTOP it would read seconds
+     */
     if (op->data) {
+        us = ngx_dg_now_us() - op->start_us;
+        ngx_dg_stats_latency(us);
         op->handler(op);
     }
 

@@ -2,10 +2,11 @@
 # Installs what building, testing and the demo need, when it is missing.
 # Debian 12 (bookworm); run as root.
 set -e
-# dpkg-dev, debhelper: make deb; lintian: its report; prometheus: promtool
+# dpkg-dev, debhelper: make deb; lintian: its report; prometheus: promtool;
+# clang and its runtimes (a recommendation only, hence named): the fuzzers
 pkgs="nginx-core nginx-dev libhiredis-dev libjansson-dev libssl-dev \
       redis-server libcmocka-dev wrk gcc make perl \
-      dpkg-dev debhelper lintian prometheus"
+      dpkg-dev debhelper lintian prometheus clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \

@@ -23,8 +23,14 @@ dg_key_normalize(const char *key, size_t *len)
         p++;
     }
 
-    if (end - p >= 7 && strncasecmp(p, "Bearer ", 7) == 0) {
-        p += 7;
+    /*
+     * "Bearer" followed by a blank, or alone: nginx trims "Bearer " to
+     * "Bearer", and the scheme without a token is no key
+     */
+    if (end - p >= 6 && strncasecmp(p, "Bearer", 6) == 0
+        && (end - p == 6 || p[6] == ' ' || p[6] == '\t'))
+    {
+        p += 6;
 
         while (p < end && (*p == ' ' || *p == '\t')) {
             p++;

@@ -11,8 +11,9 @@
 
 
 /*
- * Strips a leading "Bearer " (any case) and surrounding blanks; returns
- * the start of the key and sets *len.  *len == 0: no key.
+ * Strips a leading "Bearer" (any case) followed by a blank or alone, and
+ * surrounding blanks; returns the start of the key and sets *len.
+ * *len == 0: no key ("", blanks, "Bearer", "Bearer   ").
  */
 const char *dg_key_normalize(const char *key, size_t *len);
 

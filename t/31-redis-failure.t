@@ -21,7 +21,7 @@ use Time::HiRes qw(sleep time);
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
     . ' is missing (run make module)' unless DG::Harness::have_module();
 
-DG::Harness::watchdog(110);
+DG::Harness::watchdog(150);
 
 my $SECRET = 't31-secret-Zp2r';
 
@@ -146,6 +146,55 @@ subtest 'Redis answering errors (out of memory): logged once, counted' => sub {
     ok($res, 'counted again once Redis has memory');
 };
 
+# At maxmemory good and bad replies interleave (a write that fits, then
+# one that does not): the error line is rate-limited by time, not re-armed
+# by each good reply.  Its own nginx: no line of the subtest above is
+# within the interval.
+subtest 'Redis at maxmemory, good and bad replies interleaved' => sub {
+    my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+        http => $conf->('%%REDIS%%', 'timeout=100ms connect_timeout=100ms'));
+    ok(wait_counted($ngx, '/open/x', 'sk-t31-il-first', 5), 'counted');
+    my $before = stats($ngx);
+    my $mark = $ngx->mark;
+    my ($good, $bad, $t_first) = (0, 0);
+    my $t0 = time;
+    for my $i (1 .. 10) {
+        $redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+        $bad += unavailable(post($ngx, '/open/x', "sk-t31-il-$i"));
+        $t_first //= time;      # the first line was logged by now
+        $redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+        my $res = post($ngx, '/open/x', "sk-t31-il-$i");
+        $good++ if window_of($res) && !unavailable($res);
+    }
+    my $took = time - $t0;
+    is($bad, 10, 'ten requests met OOM');
+    is($good, 10, 'ten requests in between were counted');
+    my $after = stats($ngx);
+    cmp_ok(($after->{redis}{errors} // 0) - ($before->{redis}{errors} // 0),
+        '>=', 10, 'stats count every failed request');
+    my @lines = grep { /redis error/ }
+        split /\n/, $ngx->error_log_since($mark);
+    note(sprintf 'interleaved for %.1f s', $took);
+    is(scalar @lines, 1, 'one log line in the first 10 s, not one per '
+        . 'good reply') or diag(join "\n", @lines);
+    like($lines[0] // '', qr/OOM/, 'it is the OOM error');
+
+    # the next line, once the interval is over, tells what it stood for
+    # (nginx counts it in whole seconds of its cached clock: 11 s)
+    sleep $t_first + 11 - time if time < $t_first + 11;
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+    post($ngx, '/open/x', 'sk-t31-il-late');
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+    @lines = grep { /redis error/ }
+        split /\n/, $ngx->error_log_since($mark);
+    is(scalar @lines, 2, 'a second line after 10 s')
+        or diag(join "\n", @lines);
+    my ($n) = ($lines[1] // '') =~ /(\d+) suppressed/;
+    cmp_ok($n // 0, '>=', 9, 'it counts the error replies not logged')
+        or diag($lines[1] // 'no second line');
+    $ngx->stop;
+};
+
 subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
     my $key = 'sk-t31-pause-0003';
     my $res = post($fast, '/open/x', $key);
@@ -196,6 +245,16 @@ subtest 'Redis frozen (SIGSTOP): answered within timeout' => sub {
         if $res;
     $res = post($fast, '/closed/x', $key);
     is($res->{status}, 200, 'fail closed: 200 again') or diag_res($res);
+
+    # the late replies of the timed-out requests came back after SIGCONT,
+    # most of them over half a second late: they are timeouts, not round
+    # trips.  Every reply counted came before its timer (100 ms) fired,
+    # or in the same loop turn on a busy machine, so p99 (the upper
+    # bound of a log2 bucket, p99 = the max here) stays under 400 ms.
+    my $p99 = stats($fast)->{redis}{latency_p99_us} // -1;
+    cmp_ok($p99, '>', 0, 'stats redis.latency_p99_us is set');
+    cmp_ok($p99, '<=', 400_000,
+        'latency_p99_us counts no reply that came after its timeout');
 };
 
 # timeout=3s: a request that waits for a connection that is gone would
