@@ -6,6 +6,9 @@
 #   make lib      the engine as a static library (no nginx)
 #   make unit     engine unit tests only (cmocka)
 #   make bench    engine micro-benchmark (prints numbers, asserts nothing)
+#   make bench-peers  the module beside plain nginx, limit_req and an
+#                 OpenResty Lua limiter (installs the Lua packages)
+#   make bench-scale  memory, CPU and latency from 1 to 1 M active keys
 #   make fuzz     libFuzzer targets (clang)
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
 #   make eval-features  template and topic measurements on the corpora
@@ -30,8 +33,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
-.PHONY: all module lib unit test demo deps bench fuzz eval eval-features \
-        clean
+.PHONY: all module lib unit test demo deps bench bench-peers bench-scale \
+        fuzz eval eval-features clean
 
 all: module
 
@@ -100,6 +103,17 @@ $(BUILD)/bench_features: bench/bench_features.c $(BUILD)/libdg.a
 
 bench: $(BUILD)/bench_features
 	$(BUILD)/bench_features $(CORPUS)
+
+# side by side in one run: see bench/peers.md
+bench-peers: deps
+	@sh bench/deps.sh
+	$(MAKE) module
+	perl bench/peers.pl $(BENCH_ARGS)
+
+# 1 to 1 M active keys: see bench/scale.md
+bench-scale: deps
+	$(MAKE) module
+	perl bench/scale.pl $(BENCH_ARGS)
 
 $(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
