@@ -34,7 +34,7 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module lib unit test demo deps bench bench-peers bench-scale \
-        fuzz eval eval-features clean
+        test-tools fuzz eval eval-features clean
 
 all: module
 
@@ -83,6 +83,14 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_DG) -It/unit $< -o $@ $(BUILD)/libdg.a -lcmocka \
 	    $(LIBS_DG)
+
+# the test tool of t/10-window-script.t: the scripts' replies decoded by
+# the engine
+$(BUILD)/unit/window_client: t/unit/window_client.c $(BUILD)/libdg.a
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a -lhiredis $(LIBS_DG)
+
+test-tools: $(BUILD)/unit/window_client
 
 unit: $(UNIT_BINS)
 	@bash t/run-unit.sh $(UNIT_BINS)

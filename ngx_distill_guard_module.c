@@ -30,6 +30,7 @@ static ngx_int_t ngx_http_distill_guard_features(ngx_http_request_t *r,
 static ngx_int_t ngx_http_distill_guard_body(ngx_http_request_t *r,
     size_t max, u_char **data, size_t *len, ngx_uint_t *truncated);
 static void ngx_http_distill_guard_redis_done(ngx_dg_op_t *op);
+static void ngx_http_distill_guard_fanout_done(ngx_dg_op_t *op);
 static void ngx_http_distill_guard_timeout(ngx_event_t *ev);
 static void ngx_http_distill_guard_resume(ngx_http_request_t *r);
 static void ngx_http_distill_guard_unavailable(
@@ -314,6 +315,9 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 static ngx_uint_t  ngx_http_distill_guard_truncated_logged;
 
+/* this worker's memory of the cross-key counters (src/dg_fanout.h) */
+static dg_fanout_cache_t  *ngx_http_distill_guard_fanout;
+
 
 static ngx_int_t
 ngx_http_distill_guard_handler(ngx_http_request_t *r)
@@ -369,6 +373,7 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     ngx_int_t                            rc;
     ngx_str_t                            value;
     ngx_time_t                          *tp;
+    unsigned                             add;
     ngx_dg_op_t                         *op;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_distill_guard_loc_conf_t   *dlcf;
@@ -483,6 +488,13 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
     op->req.shadow = (dlcf->mode == NGX_DG_MODE_SHADOW);
     op->data = ctx;
     op->handler = ngx_http_distill_guard_redis_done;
+
+    /* the cross-key counts this worker holds need not be asked */
+    if (ngx_http_distill_guard_fanout) {
+        op->fanout_skip = dg_fanout_plan(ngx_http_distill_guard_fanout,
+                                         &op->req, &op->profile, &add);
+        op->fanout_add = add;
+    }
 
     if (ngx_dg_redis_send(op) != NGX_OK) {
         ngx_http_distill_guard_unavailable(ctx);
@@ -676,12 +688,57 @@ ngx_http_distill_guard_redis_done(ngx_dg_op_t *op)
         ctx->profile = op->profile;
         ctx->have_profile = 1;
 
+        ngx_http_distill_guard_fanout_done(op);
+
     } else {
         ngx_http_distill_guard_unavailable(ctx);
     }
 
     ngx_http_distill_guard_decide(r, ctx);
     ngx_http_distill_guard_resume(r);
+}
+
+
+/*
+ * The counts Redis answered are kept for the next requests; the key is
+ * added to the counters it was answered from the table for, unless it
+ * is in them already.  The adds are sent without waiting.
+ */
+
+static void
+ngx_http_distill_guard_fanout_done(ngx_dg_op_t *op)
+{
+    unsigned                             k, adds;
+    dg_cmd_t                             cmd;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    if (ngx_http_distill_guard_fanout == NULL) {
+        return;
+    }
+
+    dg_fanout_learn(ngx_http_distill_guard_fanout, &op->req, &op->profile,
+                    op->fanout_got);
+
+    if (op->fanout_add == 0) {
+        return;
+    }
+
+    adds = dg_fanout_adds(ngx_http_distill_guard_fanout, &op->req,
+                          op->fanout_add, op->window, sizeof(op->window),
+                          (unsigned) op->wreply[DG_WREPLY_SLOT]);
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_distill_guard_module);
+
+    for (k = 0; k < DG_FANOUT_N; k++) {
+        if ((adds & (1u << k))
+            && dg_fanout_add_cmd(&cmd, &op->req, (dg_fanout_t) k,
+                                 dmcf->fanout_sha)
+               == 0)
+        {
+            ngx_dg_redis_fire(&cmd);
+        }
+    }
 }
 
 
@@ -1363,6 +1420,13 @@ ngx_http_distill_guard_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /* without it every request asks Redis for the counts: no failure */
+    ngx_http_distill_guard_fanout = ngx_alloc(sizeof(dg_fanout_cache_t),
+                                              cycle->log);
+    if (ngx_http_distill_guard_fanout) {
+        dg_fanout_cache_init(ngx_http_distill_guard_fanout);
+    }
+
     return ngx_dg_redis_init_process(cycle, dmcf);
 }
 
@@ -1380,4 +1444,9 @@ ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_dg_redis_exit_process(cycle);
+
+    if (ngx_http_distill_guard_fanout) {
+        ngx_free(ngx_http_distill_guard_fanout);
+        ngx_http_distill_guard_fanout = NULL;
+    }
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dg_cmd.h"
+#include "dg_profile.h"
 #include "dg_window.h"
 
 
@@ -54,20 +55,47 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
                        req->prefix, req->key_id) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
         || dg_cmd_addf(cmd, "%u", (unsigned) f->topic) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->template_head) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->template_tail) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold12(f->template_head)) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold12(f->template_tail)) != 0
         || dg_cmd_addf(cmd, "%u", flags) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0
-        /* ARGV[7], the clock of the tests, is empty: Redis's TIME */
-        || dg_cmd_add(cmd, "", 0) != 0
+        /* ARGV[7], the clock of the tests; empty: Redis's TIME */
+        || (req->clock_ms
+            ? dg_cmd_addf(cmd, "%" PRIu64, req->clock_ms)
+            : dg_cmd_add(cmd, "", 0)) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->throttle_ms) != 0
         || dg_cmd_addf(cmd, "%" PRIu64, req->rate_ms) != 0
         || dg_cmd_addf(cmd, "%" PRIu32, req->rate_burst) != 0
         || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0
         || dg_cmd_addf(cmd, "%u", (unsigned) f->topic_last) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->sent) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->prior) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->history) != 0)
+        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->sent)) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->prior)) != 0
+        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->history)) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
+{
+    dg_cmd_init(cmd);
+
+    if (req->prefix == NULL || req->key_id == NULL
+        || req->prefix_len > 0x7fffffff
+        || !dg_window_valid(req->prefix, req->prefix_len)
+        || !dg_window_valid(req->key_id, strlen(req->key_id))
+        || req->key_id[0] == '\0')
+    {
+        return -1;
+    }
+
+    if (dg_cmd_add(cmd, "GET", 3) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0)
     {
         return -1;
     }
@@ -229,6 +257,11 @@ dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
 
     conv = (n > 1 && v[1] > 0) ? v[1] : 0;
 
+    if (which < DG_FANOUT_N) {
+        prof->fanout_keys[which] = v[0];
+        prof->fanout_conv[which] = conv;
+    }
+
     if (which == DG_FANOUT_SUBNET) {
         prof->subnet_keys = v[0];
         return 0;
@@ -240,35 +273,6 @@ dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
         prof->template_keys = v[0];
         prof->template_conv = conv;
     }
-
-    return 0;
-}
-
-
-int
-dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
-{
-    /* later script versions append fields: they are ignored here */
-    if (n < DG_PROF_NFIELDS) {
-        return -1;
-    }
-
-    /* template_keys and subnet_keys come from other replies: kept */
-    memcpy(prof->v, v, sizeof(prof->v));
-
-    prof->state = n > DG_LIM_STATE ? v[DG_LIM_STATE] : 0;
-    prof->penalty_ms = n > DG_LIM_PENALTY_MS ? v[DG_LIM_PENALTY_MS] : 0;
-    prof->refused = n > DG_LIM_REFUSED ? v[DG_LIM_REFUSED] : 0;
-    prof->retry_ms = n > DG_LIM_RETRY_MS ? v[DG_LIM_RETRY_MS] : 0;
-    prof->remaining = n > DG_LIM_REMAINING ? v[DG_LIM_REMAINING] : 0;
-    prof->now_ms = n > DG_LIM_NOW_MS ? v[DG_LIM_NOW_MS] : 0;
-    prof->verified_milli = n > DG_PROV_VERIFIED_MILLI
-                           ? v[DG_PROV_VERIFIED_MILLI] : 0;
-    prof->fabricated_milli = n > DG_PROV_FABRICATED_MILLI
-                             ? v[DG_PROV_FABRICATED_MILLI] : 0;
-    prof->prefix_milli = n > DG_PROV_PREFIX_MILLI
-                         ? v[DG_PROV_PREFIX_MILLI] : 0;
-    prof->provenance = n > DG_PROV_THIS ? v[DG_PROV_THIS] : 0;
 
     return 0;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/perl
 # The Redis scripts against a real redis-server: src/dg_window.lua (the
-# per-key sliding window and its profile) and src/dg_fanout.lua (distinct
-# keys per template or network).  Known sequences give known statistics;
-# the window slides; every key has a TTL and is gone after the window;
-# one key's memory stays under 4.5 KB after 1,000 requests.
+# per-key sliding window) and src/dg_fanout.lua (distinct keys per
+# template or network).  The window script's replies are decoded by the
+# engine as the module does (src/dg_profile.c, through the test tool
+# build/unit/window_client), so known sequences give known profiles; the
+# window slides; every key has a TTL and is gone after the window; one
+# key's memory stays under 2 KB after 1,000 requests.
 use strict;
 use warnings;
 
@@ -13,10 +15,14 @@ use lib "$FindBin::Bin/lib";
 use DG::Harness;
 use List::Util qw(sum);
 use Time::HiRes qw(sleep time);
+use File::Temp;
 
 DG::Harness::watchdog(60);
 
 my $ROOT = DG::Harness::root();
+my $BUILD = $ENV{BUILD} || "$ROOT/build";
+my $out = `make -s -C $ROOT test-tools BUILD=$BUILD 2>&1`;
+die "make test-tools failed:\n$out" if $?;
 my $redis = DG::Harness::Redis->start;
 
 my @FIELDS = qw(requests sample topics topic_entropy templates top_template
@@ -26,6 +32,27 @@ my @LIMITER = qw(state penalty_ms refused retry_ms remaining now_ms
 my $LIMITER_WANTED = 0;
 
 sub lua { DG::Harness::slurp("$ROOT/src/$_[0]") }
+
+# commands through the engine's decoder: one line of output per command
+sub client {
+    my $in = File::Temp->new;
+    print $in "$_\n" for @_;
+    close $in;
+    my @out = split /\n/, `$BUILD/unit/window_client ${\ $redis->port} < $in`;
+    die "window_client failed\n" if $?;
+    return @out;
+}
+
+# a line of window_client's profile fields
+sub fields {
+    my ($line) = @_;
+    my @v = split ' ', $line;
+    die "window: unexpected reply: $line\n"
+        if @v != @FIELDS + @LIMITER || grep { !/^-?\d+\z/ } @v;
+    my %p;
+    @p{@FIELDS, @LIMITER} = @v;
+    return \%p;
+}
 
 my $WSHA = $redis->cli('SCRIPT', 'LOAD', lua('dg_window.lua'));
 my $FSHA = $redis->cli('SCRIPT', 'LOAD', lua('dg_fanout.lua'));
@@ -40,16 +67,12 @@ sub window {
         pop @a unless defined $a[-1];
         join ' ', 'EVALSHA', $WSHA, 1, "dg:{$id}:w", @a;
     } @_;
-    my @out = $redis->cli_pipe(@lines);
     my @res;
-    while (@out) {
+    for my $line (client(@lines)) {
         # the profile, then the limiter's fields (tested on their own)
-        my @v = splice @out, 0, @FIELDS + @LIMITER;
-        die "window: unexpected reply: @v\n" if grep { !/^-?\d+\z/ } @v;
-        my %p;
-        @p{@FIELDS, @LIMITER} = @v;
-        delete @p{@LIMITER} unless $LIMITER_WANTED;
-        push @res, \%p;
+        my $p = fields($line);
+        delete @$p{@LIMITER} unless $LIMITER_WANTED;
+        push @res, $p;
     }
     return @res;
 }
@@ -220,7 +243,7 @@ subtest 'the window slides (script clock)' => sub {
 
 subtest 'more requests than the ring holds' => sub {
     # one request every 30 ms for 90 s, window 60 s: 2,000 inside once
-    # full; the ring keeps 128, the 32 sub-windows (1,875 ms, 62.5
+    # full; the ring keeps 128, the 16 sub-windows (3,750 ms, 125
     # requests each) count the rest
     my @p = window(map {
         ['big1', $W, $_ % 4096, 0, 0, 0, 10, $T0 + 30 * $_]
@@ -232,7 +255,7 @@ subtest 'more requests than the ring holds' => sub {
         $worst = $err if $err > $worst;
         $sum += $err;
     }
-    cmp_ok($worst, '<=', 63, "error within one sub-window (worst $worst)");
+    cmp_ok($worst, '<=', 125, "error within one sub-window (worst $worst)");
     cmp_ok($sum / @p, '<', 1, 'and below one request on average');
     is_deeply([map { $_->{requests} } @p[0 .. 127]], [1 .. 128],
               'exact while the ring holds the whole window');
@@ -251,7 +274,9 @@ subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {
     my @p = window(map { ['rt1', $w, $_, 11, 22, 1, 5, undef] } 1 .. 5);
     is($p[4]{requests}, 5, 'five requests on the Redis clock');
     my $ttl = $redis->cli('PTTL', 'dg:{rt1}:w');
-    ok($ttl > 0 && $ttl <= $w, "window key TTL $ttl ms <= window");
+    # set when a sub-window starts: a window and a sub-window (w / 16)
+    ok($ttl > 0 && $ttl <= $w + $w / 16,
+       "window key TTL $ttl ms <= a window and a sub-window");
     sleep 0.6;
     my $p = last_profile(['rt1', $w, 6, 11, 22, 1, 5, undef]);
     is($p->{requests}, 6, 'still six after 0.6 s');
@@ -301,6 +326,14 @@ subtest 'fan-out counts distinct keys over two buckets' => sub {
     is(fanout_conv('t:12345678', $b + 2, $w, 'key33'), 3,
        'the previous bucket counts too');
 
+    # add mode: the key is added, nothing counted (a gateway holding a
+    # recent count)
+    is(($redis->cli_pipe("EVALSHA $FSHA 3 dg:{t:abcdef01}:$b"
+        . " dg:{t:abcdef01}:" . ($b + 1) . " dg:{t:abcdef01}:c$b"
+        . " key40 $w add"))[0], 0, 'add mode answers 0');
+    @r = fanout('t:abcdef01', $b, $w, 'key41');
+    is($r[-1], 2, 'and the key is counted');
+
     my @n = fanout('n:10.0.0', $b, $w, map { sprintf 'k%05d', $_ } 1 .. 1000);
     cmp_ok(abs($n[-1] - 1000), '<=', 30, "1000 keys: $n[-1]");
 
@@ -311,6 +344,7 @@ subtest 'fan-out counts distinct keys over two buckets' => sub {
 };
 
 subtest 'memory of one key after 1,000 requests' => sub {
+    # the value (1,705 bytes) sits in jemalloc's 1,792-byte class
     srand(7);
     my @calls = map {
         ['mem1', $W, int(rand 4096), 1 + int(rand 4294967295),
@@ -319,12 +353,13 @@ subtest 'memory of one key after 1,000 requests' => sub {
     my @p = window(@calls);
     is($p[-1]{requests}, 1000, '1000 requests in the window');
     cmp_ok($p[-1]{topics}, '>=', 120, 'random topics');
-    is($p[-1]{templates}, 128, 'every request its own template');
+    # 12-bit templates: a few of 128 random ones share a value
+    cmp_ok($p[-1]{templates}, '>=', 120, 'every request its own template');
 
     my @keys = keys_like('*{mem1}*');
     is(scalar @keys, 1, 'one Redis key per API key');
     my $bytes = sum(map { $redis->cli('MEMORY', 'USAGE', $_) } @keys);
-    cmp_ok($bytes, q{<=}, 4608, "MEMORY USAGE $bytes bytes <= 4608");
+    cmp_ok($bytes, q{<=}, 1900, "MEMORY USAGE $bytes bytes <= 1900");
     like($_, qr/^dg:\{mem1\}:/, "$_ carries the hash tag {mem1}") for @keys;
 };
 
@@ -342,12 +377,14 @@ subtest 'bad input and old state' => sub {
     $redis->cli('SET', 'dg:{old}:w', 'something else');
     my $p = last_profile(['old', $W, 1, 0, 0, 0, 7, undef]);
     is($p->{requests}, 1, 'unknown state is replaced');
-    is($redis->cli('STRLEN', 'dg:{old}:w'), 15 + 33 * 10 + 128 * 29,
+    is($redis->cli('STRLEN', 'dg:{old}:w'), 13 + 17 * 9 + 128 * 12,
        'with the fixed-size state');
 
-    # a new window length resets the sub-window counters, not the ring
+    # a new window length changes the units of the value: afresh
     $p = last_profile(['old', 2 * $W, 1, 0, 0, 0, 7, undef]);
-    is($p->{requests}, 2, 'window change keeps the ring');
+    is($p->{requests}, 1, 'window change starts afresh');
+    $p = last_profile(['old', 2 * $W, 1, 0, 0, 0, 7, undef]);
+    is($p->{requests}, 2, 'and counts on');
 };
 
 subtest 'provenance: verified, fabricated and repeated histories' => sub {
@@ -361,14 +398,12 @@ subtest 'provenance: verified, fabricated and repeated histories' => sub {
         [9, 62, 0, 555, 888, 9003],     # the same history again: prefix
     );
     my $i = 0;
-    my @p = map {
+    my @p = map { fields($_) } client(map {
         my ($topic, $last, $flags, $sent, $prior, $hist) = @$_;
-        my %p;
-        @p{@FIELDS, @LIMITER} = $redis->cli_pipe(join ' ', 'EVALSHA', $WSHA,
-            2, 'dg:{prov1}:w', 'dg:{prov1}:s', $W, $topic, 0, 0, $flags, 10,
-            $T0 + 1000 * $i++, 0, 0, 0, 0, $last, $sent, $prior, $hist);
-        \%p;
-    } @req;
+        join ' ', 'EVALSHA', $WSHA, 2, 'dg:{prov1}:w', 'dg:{prov1}:s', $W,
+            $topic, 0, 0, $flags, 10, $T0 + 1000 * $i++, 0, 0, 0, 0, $last,
+            $sent, $prior, $hist;
+    } @req);
     is_deeply([map { $_->{provenance} } @p], [0, 1, 2, 2, 3],
               'none, verified, fabricated, fabricated, prefix');
     my $q = $p[-1];
@@ -384,14 +419,9 @@ subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
     # two keys: the window and the state hash; ARGV 7 is the clock
     my $call = sub {
         my ($id, $now, $throttle, $rate, $burst) = @_;
-        my ($p) = map {
-            my %p;
-            @p{@FIELDS, @LIMITER} = @$_;
-            \%p;
-        } [ $redis->cli_pipe(join ' ', 'EVALSHA', $WSHA, 2, "dg:{$id}:w",
-              "dg:{$id}:s", $W, 1, 0, 0, 1, 10, $now, $throttle, $rate,
-              $burst, 0) ];
-        return $p;
+        return fields(client(join ' ', 'EVALSHA', $WSHA, 2, "dg:{$id}:w",
+            "dg:{$id}:s", $W, 1, 0, 0, 1, 10, $now, $throttle, $rate, $burst,
+            0));
     };
 
     # 2 r/s with a burst of 1: two at once pass, the third waits 500 ms

@@ -111,9 +111,13 @@ test_window_cmd_evalsha(void **state)
     t.req.rate_ms = 500;
     t.req.rate_burst = 3;
     t.req.shadow = 1;
+    t.f.topic_last = 17;
+    t.f.sent = 0x12345678;
+    t.f.prior = 0;
+    t.f.history = 0;
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    assert_int_equal(cmd.argc, 16);
+    assert_int_equal(cmd.argc, 20);
 
     t_arg_eq(&cmd, 0, "EVALSHA");
     t_arg_eq(&cmd, 1, T_SHA);
@@ -122,8 +126,9 @@ test_window_cmd_evalsha(void **state)
     t_arg_eq(&cmd, 4, "dg:{" T_KEY_ID "}:s");
     t_arg_eq(&cmd, 5, "60000");
     t_arg_eq(&cmd, 6, "4095");
-    t_arg_eq(&cmd, 7, "43981");
-    t_arg_eq(&cmd, 8, "4275878552");
+    /* the fingerprints folded as the window stores them */
+    t_arg_eq(&cmd, 7, "3015");          /* 0xabcd: 0xbcd ^ 0xa */
+    t_arg_eq(&cmd, 8, "1965");          /* 0xa98 ^ 0xdcb ^ 0xfe */
     t_arg_eq(&cmd, 9, "1");
     t_arg_eq(&cmd, 10, "1234");
     t_arg_eq(&cmd, 11, "");
@@ -131,6 +136,15 @@ test_window_cmd_evalsha(void **state)
     t_arg_eq(&cmd, 13, "500");
     t_arg_eq(&cmd, 14, "3");
     t_arg_eq(&cmd, 15, "1");
+    t_arg_eq(&cmd, 16, "17");
+    t_arg_eq(&cmd, 17, "17484");        /* 0x5678 ^ 0x1234 */
+    t_arg_eq(&cmd, 18, "0");
+    t_arg_eq(&cmd, 19, "0");
+
+    /* the tests' clock replaces TIME */
+    t.req.clock_ms = T_NOW_MS;
+    assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
+    t_arg_eq(&cmd, 11, "1700000012345");
 
     assert_string_equal(t_hash_tag(&cmd, 3), T_KEY_ID);
     assert_string_equal(t_hash_tag(&cmd, 4), T_KEY_ID);
@@ -154,7 +168,7 @@ test_window_cmd_eval(void **state)
     t_req_init(&t);
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, NULL), 0);
-    assert_int_equal(cmd.argc, 16);
+    assert_int_equal(cmd.argc, 20);
 
     t_arg_eq(&cmd, 0, "EVAL");
     assert_ptr_equal(cmd.argv[1], dg_window_lua);
@@ -180,17 +194,20 @@ test_window_cmd_flags(void **state)
     t_req_t   t;
     dg_cmd_t  cmd;
 
+    /* one-shot: no history claimed (prior 0), whatever the turns */
     static const struct {
         uint32_t     turns;
+        uint32_t     prior;
         uint32_t     cot;
         const char  *flags;
     } cases[] = {
-        { 0, 0, "1" },
-        { 1, 0, "1" },
-        { 2, 0, "0" },
-        { 7, 0, "0" },
-        { 1, 1, "3" },
-        { 2, 5, "2" },
+        { 0, 0, 0, "1" },
+        { 1, 0, 0, "1" },
+        { 2, 77, 0, "0" },
+        { 7, 77, 0, "0" },
+        { 3, 0, 0, "1" },
+        { 1, 0, 1, "3" },
+        { 2, 77, 5, "2" },
     };
 
     (void) state;
@@ -198,6 +215,7 @@ test_window_cmd_flags(void **state)
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         t_req_init(&t);
         t.f.turns = cases[i].turns;
+        t.f.prior = cases[i].prior;
         t.f.cot = cases[i].cot;
         t.f.template_head = 0;
         t.f.template_tail = 0;
@@ -324,23 +342,24 @@ test_fanout_cmd_head_tail(void **state)
              T_NOW_MS / 60000 + 1);
 
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_HEAD, T_SHA), 0);
-    assert_int_equal(cmd.argc, 7);
+    assert_int_equal(cmd.argc, 8);
     t_arg_eq(&cmd, 0, "EVALSHA");
     t_arg_eq(&cmd, 1, T_SHA);
-    t_arg_eq(&cmd, 2, "2");
+    t_arg_eq(&cmd, 2, "3");
     t_arg_eq(&cmd, 3, cur);
     t_arg_eq(&cmd, 4, next);
-    t_arg_eq(&cmd, 5, T_KEY_ID);
-    t_arg_eq(&cmd, 6, "60000");
+    t_arg_eq(&cmd, 6, T_KEY_ID);
+    t_arg_eq(&cmd, 7, "60000");
     assert_string_equal(t_hash_tag(&cmd, 3), "h:0000abcd");
     assert_string_equal(t_hash_tag(&cmd, 4), "h:0000abcd");
+    assert_string_equal(t_hash_tag(&cmd, 5), "h:0000abcd");
 
     for (i = 0; i < cmd.argc; i++) {
         assert_true(t_in_buf(&cmd, i));
     }
 
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, T_SHA), 0);
-    assert_int_equal(cmd.argc, 7);
+    assert_int_equal(cmd.argc, 8);
     assert_string_equal(t_hash_tag(&cmd, 3), "t:fedcba98");
     assert_string_equal(t_hash_tag(&cmd, 4), "t:fedcba98");
 
@@ -350,7 +369,8 @@ test_fanout_cmd_head_tail(void **state)
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, T_SHA), 0);
     t_arg_eq(&cmd, 3, "dg:{t:fedcba98}:5");
     t_arg_eq(&cmd, 4, "dg:{t:fedcba98}:6");
-    t_arg_eq(&cmd, 6, "1000");
+    t_arg_eq(&cmd, 5, "dg:{t:fedcba98}:c5");
+    t_arg_eq(&cmd, 7, "1000");
     t.req.now_ms = 6000;
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, T_SHA), 0);
     t_arg_eq(&cmd, 3, "dg:{t:fedcba98}:6");
@@ -414,6 +434,7 @@ test_fanout_cmd_nothing(void **state)
     /* a turn of a conversation: its network counts, its template not */
     t_req_init(&t);
     t.f.turns = 3;
+    t.f.prior = 77;
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_HEAD, T_SHA), 1);
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_TAIL, T_SHA), 1);
     assert_int_equal(dg_fanout_cmd(&cmd, &t.req, DG_FANOUT_SUBNET, T_SHA), 0);
@@ -484,55 +505,6 @@ t_profile_fill(int64_t *v)
 
 
 static void
-test_profile_set(void **state)
-{
-    size_t        i;
-    int64_t       v[DG_PROF_NFIELDS + 3];
-    dg_profile_t  prof;
-
-    (void) state;
-
-    memset(&prof, 0, sizeof(prof));
-    prof.template_keys = 7;
-    prof.subnet_keys = 9;
-
-    t_profile_fill(v);
-
-    /* too short: refused, nothing changed */
-    assert_int_equal(dg_profile_set(&prof, v, DG_PROF_NFIELDS - 1), -1);
-    assert_int_equal(prof.v[DG_PROF_REQUESTS], 0);
-    assert_int_equal(dg_profile_set(&prof, v, 0), -1);
-
-    assert_int_equal(dg_profile_set(&prof, v, DG_PROF_NFIELDS), 0);
-
-    for (i = 0; i < DG_PROF_NFIELDS; i++) {
-        assert_int_equal(prof.v[i], v[i]);
-    }
-
-    /* the fan-out replies may have come first (a NOSCRIPT retry) */
-    assert_int_equal(prof.template_keys, 7);
-    assert_int_equal(prof.subnet_keys, 9);
-
-    /* later fields trail: ignored */
-    v[DG_PROF_NFIELDS] = -1;
-    v[DG_PROF_NFIELDS + 1] = 42;
-    v[DG_PROF_NFIELDS + 2] = 43;
-    v[DG_PROF_REQUESTS] = 1501;
-    assert_int_equal(dg_profile_set(&prof, v, DG_PROF_NFIELDS + 3), 0);
-    assert_int_equal(prof.v[DG_PROF_REQUESTS], 1501);
-    assert_int_equal(prof.v[DG_PROF_BYTES], 98765);
-    assert_int_equal(prof.template_keys, 7);
-
-    /* the limiter's fields, as far as they came */
-    assert_int_equal(prof.state, -1);
-    assert_int_equal(prof.penalty_ms, 42);
-    assert_int_equal(prof.refused, 43);
-    assert_int_equal(prof.retry_ms, 0);
-    assert_int_equal(prof.now_ms, 0);
-}
-
-
-static void
 test_profile_json(void **state)
 {
     char          buf[DG_PROFILE_JSON_MAX];
@@ -555,7 +527,10 @@ test_profile_json(void **state)
         "\"topic_entropy\":3.140,\"templates\":2,"
         "\"top_template_share\":0.500,\"single_turn_share\":1.000,"
         "\"cot_share\":0.000,\"gap_mean_ms\":40,\"gap_cv\":0.123,"
-        "\"bytes\":98765,\"template_keys\":3,\"subnet_keys\":1}");
+        "\"bytes\":98765,\"template_keys\":3,\"template_conv\":0,"
+        "\"subnet_keys\":1,\"verified_share\":0.000,"
+        "\"fabricated_share\":0.000,\"prefix_share\":0.000,"
+        "\"history\":\"none\"}");
     assert_int_equal(len, strlen(buf));
 
     root = json_loads(buf, 0, &err);
@@ -634,7 +609,6 @@ main(void)
         cmocka_unit_test(test_fanout_cmd_subnet),
         cmocka_unit_test(test_fanout_cmd_nothing),
         cmocka_unit_test(test_fanout_cmd_prefix),
-        cmocka_unit_test(test_profile_set),
         cmocka_unit_test(test_profile_json),
         cmocka_unit_test(test_profile_json_limits),
     };
