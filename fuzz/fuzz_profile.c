@@ -2,7 +2,7 @@
  * libFuzzer target: the window value that Redis returns, decoded by the
  * gateway (src/dg_profile.c).  The first 12 bytes give the window and
  * the clock; the rest is the value, of any length, so both the fixed
- * size (1,705 bytes: pad the corpus to it) and every other length are
+ * size (1,703 bytes: pad the corpus to it) and every other length are
  * tried.  Checks the counts stay in range.
  *
  *   make fuzz && build/fuzz/fuzz_profile -max_total_time=60

@@ -223,11 +223,23 @@ dg_fanout_value(const dg_window_req_t *req, dg_fanout_t which)
 }
 
 
+/* a string hashed 8 bytes at a time */
+
 static uint64_t
 dg_fanout_str(const char *s, uint64_t h)
 {
-    while (*s) {
-        h = dg_mix64(h ^ (unsigned char) *s++);
+    size_t    len, n;
+    uint64_t  b;
+
+    len = strlen(s);
+
+    while (len) {
+        n = len < 8 ? len : 8;
+        b = 0;
+        memcpy(&b, s, n);
+        h = dg_mix64(h ^ b ^ (uint64_t) n << 59);
+        s += n;
+        len -= n;
     }
 
     return h;

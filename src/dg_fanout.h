@@ -32,7 +32,7 @@
 #include "dg_window.h"
 
 
-#define DG_FANOUT_SEEN          65536   /* key x counter entries */
+#define DG_FANOUT_SEEN          262144  /* key x counter entries: 2 MB */
 #define DG_FANOUT_COUNTS        4096    /* counter entries */
 #define DG_FANOUT_REFRESH_MAX   1000    /* ms */
 

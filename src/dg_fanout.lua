@@ -46,10 +46,15 @@ if not window or window < 1 then
 end
 window = math.floor(window)
 
-redis.call('PFADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], window)
-redis.call('PFADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], 2 * window)
+-- the TTL is set when an HLL changes (and so when it is created): it
+-- covers the buckets that read it, and a key already in it costs no
+-- more than the PFADD
+if redis.call('PFADD', KEYS[1], ARGV[1]) == 1 then
+    redis.call('PEXPIRE', KEYS[1], window)
+end
+if redis.call('PFADD', KEYS[2], ARGV[1]) == 1 then
+    redis.call('PEXPIRE', KEYS[2], 2 * window)
+end
 
 if ARGV[3] == 'conv' or ARGV[3] == 'add' then
     return 0

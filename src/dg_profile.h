@@ -19,7 +19,8 @@
 #define DG_WIN_RING         128         /* records */
 #define DG_WIN_SUBW         16          /* sub-windows of the window */
 #define DG_WIN_NB           (DG_WIN_SUBW + 1)
-#define DG_WIN_HDR          13
+#define DG_WIN_HDR          14          /* its last byte: the key has a
+                                           state hash */
 #define DG_WIN_BSZ          9           /* sub-window counter */
 #define DG_WIN_RSZ          12          /* ring record */
 #define DG_WIN_ROFF         (DG_WIN_HDR + DG_WIN_NB * DG_WIN_BSZ)

@@ -64,7 +64,7 @@ gone within one more sub-window.
 local RING = 128
 local SUBW = 16
 local NB = SUBW + 1
-local HDR = 13
+local HDR = 14
 local BSZ = 9
 local RSZ = 12
 local ROFF = HDR + NB * BSZ
@@ -83,15 +83,16 @@ if not window or window < 1 or window >= HALF then
 end
 window = floor(window)
 
-local topic = floor(tonumber(ARGV[2]) or 0) % 4096
-local head = floor(tonumber(ARGV[3]) or 0) % 4096
-local tail = floor(tonumber(ARGV[4]) or 0) % 4096
-local flags = floor(tonumber(ARGV[5]) or 0) % 4
-local topic_last = floor(tonumber(ARGV[12]) or topic) % 4096
-local sent = floor(tonumber(ARGV[13]) or 0) % 65536
-local prior = floor(tonumber(ARGV[14]) or 0) % 65536
-local history = floor(tonumber(ARGV[15]) or 0) % 65536
-local nbytes = floor(tonumber(ARGV[6]) or 0)
+-- integers from the gateway: no floor() (every C call counts here)
+local topic = (tonumber(ARGV[2]) or 0) % 4096
+local head = (tonumber(ARGV[3]) or 0) % 4096
+local tail = (tonumber(ARGV[4]) or 0) % 4096
+local flags = (tonumber(ARGV[5]) or 0) % 4
+local topic_last = (tonumber(ARGV[12]) or topic) % 4096
+local sent = (tonumber(ARGV[13]) or 0) % 65536
+local prior = (tonumber(ARGV[14]) or 0) % 65536
+local history = (tonumber(ARGV[15]) or 0) % 65536
+local nbytes = tonumber(ARGV[6]) or 0
 if nbytes < 0 then
     nbytes = 0
 elseif nbytes >= 1099511627776 then
@@ -115,16 +116,16 @@ local tu = math.ceil(window / 4194304)
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
 local hb = redis.call('GETRANGE', key, 0, ROFF - 1)
-local n, nxt, hw, newest = 0, 0, 0, 0
+local n, nxt, hw, newest, hasstate = 0, 0, 0, 0, 0
 local fresh = true
 if #hb == ROFF then
     local ver
-    ver, n, nxt, hw, newest = struct.unpack('<BBBI4I6', hb)
+    ver, n, nxt, hw, newest, hasstate = struct.unpack('<BBBI4I6B', hb)
     fresh = (ver ~= VERSION or hw ~= w or n < 1 or n > RING
              or nxt >= RING or (n < RING and nxt ~= n))
 end
 if fresh then
-    n, nxt, newest = 0, 0, 0
+    n, nxt, newest, hasstate = 0, 0, 0, 0
 end
 
 -- a node whose clock is behind the newest record (a failover) is held at
@@ -140,8 +141,14 @@ local skey = KEYS[2]
 local throttle_ms = floor(tonumber(ARGV[8]) or 0)
 local rate_ms = floor(tonumber(ARGV[9]) or 0)
 local rate_burst = floor(tonumber(ARGV[10]) or 0)
-local lim = skey and redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
-            or {}
+-- the state hash is read when the header says there is one (the module
+-- says so when it writes the state; the script when it writes tt or rt),
+-- for a new window, and for the plain rate: most keys never have one
+local lim = {}
+if skey and (fresh or hasstate ~= 0 or rate_ms > 0) then
+    lim = redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
+    hasstate = (lim[1] or lim[2] or lim[3] or lim[4]) and 1 or 0
+end
 local st = tonumber(lim[1]) or 0
 local pu = tonumber(lim[2]) or 0
 local tt = tonumber(lim[3]) or 0
@@ -170,6 +177,7 @@ end
 
 if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
     redis.call('HSET', skey, 'tt', tt, 'rt', rt)
+    hasstate = 1
     -- the throttle's time matters only while the penalty lasts
     redis.call('PEXPIRE', skey, math.max(window + penalty, rt - now,
                                          math.min(tt - now, penalty)))
@@ -228,7 +236,8 @@ end
 bbytes = math.min(bbytes + nbytes, 1099511627775)
 
 local newn = (n < RING) and n + 1 or RING
-local hdr = struct.pack('<BBBI4I6', VERSION, newn, (nxt + 1) % RING, w, now)
+local hdr = struct.pack('<BBBI4I6B', VERSION, newn, (nxt + 1) % RING, w, now,
+                        hasstate)
 local bucket = struct.pack('<I4I5', bcount, bbytes)
 local rec = struct.pack('<I3HI3HH', floor(now / tu) % B24,
                         topic + flags * 4096 + prov * 16384,

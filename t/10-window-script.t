@@ -377,7 +377,7 @@ subtest 'bad input and old state' => sub {
     $redis->cli('SET', 'dg:{old}:w', 'something else');
     my $p = last_profile(['old', $W, 1, 0, 0, 0, 7, undef]);
     is($p->{requests}, 1, 'unknown state is replaced');
-    is($redis->cli('STRLEN', 'dg:{old}:w'), 13 + 17 * 9 + 128 * 12,
+    is($redis->cli('STRLEN', 'dg:{old}:w'), 14 + 17 * 9 + 128 * 12,
        'with the fixed-size state');
 
     # a new window length changes the units of the value: afresh
@@ -452,6 +452,20 @@ subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
     # no limit: no state hash written
     $call->('free1', $T0, 0, 0, 0);
     is($redis->cli('EXISTS', 'dg:{free1}:s'), 0, 'no limiter, no hash');
+
+    # the hash is read when the window's header says there is one: the
+    # module sets that byte (offset 13) when it writes the state
+    $redis->cli('HSET', 'dg:{free1}:s', 'st', 2, 'pu', $T0 + 60_000);
+    $p = $call->('free1', $T0 + 1, 10_000, 0, 0);
+    is($p->{state}, 0, 'a hash the header does not announce is not read');
+    $redis->cli('SETRANGE', 'dg:{free1}:w', 13, "\x01");
+    $p = $call->('free1', $T0 + 2, 10_000, 0, 0);
+    is($p->{state}, 2, 'announced, it is read');
+    is($p->{penalty_ms}, 59_998, 'with its penalty');
+    $redis->cli('DEL', 'dg:{free1}:s');
+    $call->('free1', $T0 + 3, 10_000, 0, 0);
+    is(unpack('C', substr($redis->cli('GETRANGE', 'dg:{free1}:w', 13, 13),
+                          0, 1)), 0, 'a hash gone clears the byte');
 };
 
 done_testing();
