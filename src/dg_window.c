@@ -32,7 +32,8 @@ static size_t dg_milli(char *buf, size_t size, int64_t v);
 int
 dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
 {
-    unsigned              flags;
+    char                  args[DG_WARGS_LEN];
+    uint64_t              v[DG_WARG_N];
     const dg_features_t  *f;
 
     f = req->features;
@@ -47,35 +48,56 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    flags = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
+    v[DG_WARG_WINDOW_MS] = req->window_ms;
+    v[DG_WARG_TOPIC] = f->topic;
+    v[DG_WARG_HEAD] = dg_fold12(f->template_head);
+    v[DG_WARG_TAIL] = dg_fold12(f->template_tail);
+    v[DG_WARG_FLAGS] = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0);
+    v[DG_WARG_BYTES] = f->bytes;
+    /* the tests' clock; 0: Redis's TIME */
+    v[DG_WARG_NOW_MS] = req->clock_ms;
+    v[DG_WARG_THROTTLE_MS] = req->throttle_ms;
+    v[DG_WARG_RATE_MS] = req->rate_ms;
+    v[DG_WARG_RATE_BURST] = req->rate_burst;
+    v[DG_WARG_SHADOW] = req->shadow;
+    v[DG_WARG_TOPIC_LAST] = f->topic_last;
+    v[DG_WARG_SENT] = dg_fold16(f->sent);
+    v[DG_WARG_PRIOR] = dg_fold16(f->prior);
+    v[DG_WARG_HISTORY] = dg_fold16(f->history);
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
         || dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                        req->prefix, req->key_id) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
-        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold12(f->template_head)) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold12(f->template_tail)) != 0
-        || dg_cmd_addf(cmd, "%u", flags) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0
-        /* ARGV[7], the clock of the tests; empty: Redis's TIME */
-        || (req->clock_ms
-            ? dg_cmd_addf(cmd, "%" PRIu64, req->clock_ms)
-            : dg_cmd_add(cmd, "", 0)) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->throttle_ms) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->rate_ms) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, req->rate_burst) != 0
-        || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0
-        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic_last) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->sent)) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->prior)) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, dg_fold16(f->history)) != 0)
+        || dg_cmd_add(cmd, args, dg_window_pack(args, v)) != 0)
     {
         return -1;
     }
 
     return 0;
+}
+
+
+size_t
+dg_window_pack(char *buf, const uint64_t *v)
+{
+    int             i;
+    unsigned        k;
+    unsigned char  *p;
+
+    static const unsigned char  size[DG_WARG_N] = {
+        4, 2, 2, 2, 1, 5, 6, 4, 4, 4, 1, 2, 2, 2, 2
+    };
+
+    p = (unsigned char *) buf;
+
+    for (i = 0; i < DG_WARG_N; i++) {
+        for (k = 0; k < size[i]; k++) {
+            *p++ = (unsigned char) (v[i] >> (8 * k));
+        }
+    }
+
+    return (size_t) (p - (unsigned char *) buf);
 }
 
 

@@ -60,7 +60,8 @@ like($WSHA, qr/^[0-9a-f]{40}\z/, 'window script loads') or diag($WSHA);
 like($FSHA, qr/^[0-9a-f]{40}\z/, 'fan-out script loads') or diag($FSHA);
 
 # window calls: each [key_id, window_ms, topic, head, tail, flags, bytes,
-# now_ms or undef]; returns one hashref of the profile per call
+# now_ms or undef]; window_client packs them into the script's one
+# argument; returns one hashref of the profile per call
 sub window {
     my @lines = map {
         my ($id, @a) = @$_;
@@ -364,11 +365,13 @@ subtest 'memory of one key after 1,000 requests' => sub {
 };
 
 subtest 'bad input and old state' => sub {
-    my $out = $redis->cli('EVALSHA', $WSHA, 1, 'dg:{bad}:w', 0, 1, 0, 0, 0, 1);
+    my ($out) = client("EVALSHA $WSHA 1 dg:{bad}:w 0 1 0 0 0 1");
     like($out, qr/bad window_ms/, 'window_ms 0 is an error');
-    $out = $redis->cli('EVALSHA', $WSHA, 1, 'dg:{bad}:w', 2147483648, 1, 0,
-                       0, 0, 1);
+    ($out) = client("EVALSHA $WSHA 1 dg:{bad}:w 2147483648 1 0 0 0 1");
     like($out, qr/bad window_ms/, 'window_ms 2^31 is an error');
+    $out = $redis->cli('EVALSHA', $WSHA, 1, 'dg:{bad}:w', 60000, 1, 0, 0,
+                       0, 1);
+    like($out, qr/bad arguments/, 'unpacked arguments are an error');
     $out = $redis->cli('EVALSHA', $FSHA, 2, 'dg:{n:x}:1', 'dg:{n:x}:2',
                        'k', 0);
     like($out, qr/bad window_ms/, 'fan-out window_ms 0 is an error');

@@ -96,11 +96,38 @@ t_in_buf(const dg_cmd_t *cmd, int i)
 }
 
 
+/* the packed argument i of a window command */
+static void
+t_unpack(const dg_cmd_t *cmd, int i, uint64_t *v)
+{
+    int                   k, j;
+    const unsigned char  *p;
+
+    static const unsigned char  size[DG_WARG_N] = {
+        4, 2, 2, 2, 1, 5, 6, 4, 4, 4, 1, 2, 2, 2, 2
+    };
+
+    assert_int_equal(cmd->argvlen[i], DG_WARGS_LEN);
+    p = (const unsigned char *) cmd->argv[i];
+
+    for (k = 0; k < DG_WARG_N; k++) {
+        v[k] = 0;
+
+        for (j = size[k] - 1; j >= 0; j--) {
+            v[k] = v[k] << 8 | p[j];
+        }
+
+        p += size[k];
+    }
+}
+
+
 static void
 test_window_cmd_evalsha(void **state)
 {
     int       i;
     t_req_t   t;
+    uint64_t  v[DG_WARG_N];
     dg_cmd_t  cmd;
 
     (void) state;
@@ -117,34 +144,38 @@ test_window_cmd_evalsha(void **state)
     t.f.history = 0;
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    assert_int_equal(cmd.argc, 20);
+    assert_int_equal(cmd.argc, 6);
 
     t_arg_eq(&cmd, 0, "EVALSHA");
     t_arg_eq(&cmd, 1, T_SHA);
     t_arg_eq(&cmd, 2, "2");
     t_arg_eq(&cmd, 3, "dg:{" T_KEY_ID "}:w");
     t_arg_eq(&cmd, 4, "dg:{" T_KEY_ID "}:s");
-    t_arg_eq(&cmd, 5, "60000");
-    t_arg_eq(&cmd, 6, "4095");
+
+    /* one packed argument */
+    t_unpack(&cmd, 5, v);
+    assert_int_equal(v[DG_WARG_WINDOW_MS], 60000);
+    assert_int_equal(v[DG_WARG_TOPIC], 4095);
     /* the fingerprints folded as the window stores them */
-    t_arg_eq(&cmd, 7, "3015");          /* 0xabcd: 0xbcd ^ 0xa */
-    t_arg_eq(&cmd, 8, "1965");          /* 0xa98 ^ 0xdcb ^ 0xfe */
-    t_arg_eq(&cmd, 9, "1");
-    t_arg_eq(&cmd, 10, "1234");
-    t_arg_eq(&cmd, 11, "");
-    t_arg_eq(&cmd, 12, "10000");
-    t_arg_eq(&cmd, 13, "500");
-    t_arg_eq(&cmd, 14, "3");
-    t_arg_eq(&cmd, 15, "1");
-    t_arg_eq(&cmd, 16, "17");
-    t_arg_eq(&cmd, 17, "17484");        /* 0x5678 ^ 0x1234 */
-    t_arg_eq(&cmd, 18, "0");
-    t_arg_eq(&cmd, 19, "0");
+    assert_int_equal(v[DG_WARG_HEAD], 3015);     /* 0xabcd: 0xbcd ^ 0xa */
+    assert_int_equal(v[DG_WARG_TAIL], 1965);     /* 0xa98 ^ 0xdcb ^ 0xfe */
+    assert_int_equal(v[DG_WARG_FLAGS], 1);
+    assert_int_equal(v[DG_WARG_BYTES], 1234);
+    assert_int_equal(v[DG_WARG_NOW_MS], 0);
+    assert_int_equal(v[DG_WARG_THROTTLE_MS], 10000);
+    assert_int_equal(v[DG_WARG_RATE_MS], 500);
+    assert_int_equal(v[DG_WARG_RATE_BURST], 3);
+    assert_int_equal(v[DG_WARG_SHADOW], 1);
+    assert_int_equal(v[DG_WARG_TOPIC_LAST], 17);
+    assert_int_equal(v[DG_WARG_SENT], 17484);    /* 0x5678 ^ 0x1234 */
+    assert_int_equal(v[DG_WARG_PRIOR], 0);
+    assert_int_equal(v[DG_WARG_HISTORY], 0);
 
     /* the tests' clock replaces TIME */
     t.req.clock_ms = T_NOW_MS;
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    t_arg_eq(&cmd, 11, "1700000012345");
+    t_unpack(&cmd, 5, v);
+    assert_true(v[DG_WARG_NOW_MS] == T_NOW_MS);
 
     assert_string_equal(t_hash_tag(&cmd, 3), T_KEY_ID);
     assert_string_equal(t_hash_tag(&cmd, 4), T_KEY_ID);
@@ -168,7 +199,7 @@ test_window_cmd_eval(void **state)
     t_req_init(&t);
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, NULL), 0);
-    assert_int_equal(cmd.argc, 20);
+    assert_int_equal(cmd.argc, 6);
 
     t_arg_eq(&cmd, 0, "EVAL");
     assert_ptr_equal(cmd.argv[1], dg_window_lua);
@@ -192,6 +223,7 @@ test_window_cmd_flags(void **state)
 {
     size_t    i;
     t_req_t   t;
+    uint64_t  v[DG_WARG_N];
     dg_cmd_t  cmd;
 
     /* one-shot: no history claimed (prior 0), whatever the turns */
@@ -199,15 +231,15 @@ test_window_cmd_flags(void **state)
         uint32_t     turns;
         uint32_t     prior;
         uint32_t     cot;
-        const char  *flags;
+        uint64_t     flags;
     } cases[] = {
-        { 0, 0, 0, "1" },
-        { 1, 0, 0, "1" },
-        { 2, 77, 0, "0" },
-        { 7, 77, 0, "0" },
-        { 3, 0, 0, "1" },
-        { 1, 0, 1, "3" },
-        { 2, 77, 5, "2" },
+        { 0, 0, 0, 1 },
+        { 1, 0, 0, 1 },
+        { 2, 77, 0, 0 },
+        { 7, 77, 0, 0 },
+        { 3, 0, 0, 1 },
+        { 1, 0, 1, 3 },
+        { 2, 77, 5, 2 },
     };
 
     (void) state;
@@ -223,11 +255,12 @@ test_window_cmd_flags(void **state)
         t.f.bytes = 0;
 
         assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-        t_arg_eq(&cmd, 6, "0");
-        t_arg_eq(&cmd, 7, "0");
-        t_arg_eq(&cmd, 8, "0");
-        t_arg_eq(&cmd, 9, cases[i].flags);
-        t_arg_eq(&cmd, 10, "0");
+        t_unpack(&cmd, 5, v);
+        assert_int_equal(v[DG_WARG_TOPIC], 0);
+        assert_int_equal(v[DG_WARG_HEAD], 0);
+        assert_int_equal(v[DG_WARG_TAIL], 0);
+        assert_int_equal(v[DG_WARG_FLAGS], cases[i].flags);
+        assert_int_equal(v[DG_WARG_BYTES], 0);
     }
 }
 
@@ -289,6 +322,7 @@ static void
 test_window_cmd_invalid(void **state)
 {
     t_req_t   t;
+    uint64_t  v[DG_WARG_N];
     dg_cmd_t  cmd;
 
     (void) state;
@@ -319,7 +353,8 @@ test_window_cmd_invalid(void **state)
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), -1);
     t.req.window_ms = UINT64_C(2147483647);
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    t_arg_eq(&cmd, 5, "2147483647");
+    t_unpack(&cmd, 5, v);
+    assert_true(v[DG_WARG_WINDOW_MS] == UINT64_C(2147483647));
 }
 
 

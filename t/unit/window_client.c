@@ -1,7 +1,8 @@
 /*
  * Test tool of t/10-window-script.t: sends Redis commands read from
  * stdin, one a line, arguments separated by blanks ('' is an empty
- * argument), and prints one line per reply.  After a call of the window
+ * argument), and prints one line per reply.  The window script's
+ * arguments are given as text, in DG_WARG_* order, and packed (t_pack).  After a call of the window
  * script (an EVAL or EVALSHA whose first key ends in ":w") it GETs the
  * value, decodes it with the script's reply as the module does
  * (dg_window_reply) and prints the profile's fields:
@@ -33,13 +34,15 @@
 static void t_print(redisContext *c, redisReply *r, const char *argv[],
     int argc);
 static void t_flat(redisReply *r);
+static int t_window_call(const char *argv[], int argc);
+static int t_pack(const char *argv[], size_t *lens, int argc, char *packed);
 
 
 int
 main(int argc, char **argv)
 {
     int            n;
-    char           line[8192], *p, *tok;
+    char           line[8192], *p, *tok, packed[DG_WARGS_LEN];
     const char    *args[T_ARGS];
     size_t         lens[T_ARGS];
     redisReply    *r;
@@ -77,6 +80,8 @@ main(int argc, char **argv)
             continue;
         }
 
+        n = t_pack(args, lens, n, packed);
+
         r = redisCommandArgv(c, n, args, lens);
         if (r == NULL) {
             fprintf(stderr, "redis: %s\n", c->errstr);
@@ -106,20 +111,22 @@ t_print(redisContext *c, redisReply *r, const char *argv[], int argc)
     redisReply    *g;
     dg_profile_t   prof;
 
-    /* EVAL[SHA] script numkeys <prefix>:{<key_id>}:w ... window_ms ... */
     keys = argc > 3 ? atoi(argv[2]) : 0;
     klen = keys > 0 ? strlen(argv[3]) : 0;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements < DG_WREPLY_N
-        || strncasecmp(argv[0], "EVAL", 4) != 0 || klen < 2
-        || strcmp(argv[3] + klen - 2, ":w") != 0 || 3 + keys >= argc)
+        || !t_window_call(argv, argc) || 3 + keys >= argc)
     {
         t_flat(r);
         printf("\n");
         return;
     }
 
-    window = strtoull(argv[3 + keys], NULL, 10);
+    /* the packed argument starts with window_ms, u32 little-endian */
+    window = 0;
+    for (i = 3; i >= 0; i--) {
+        window = window << 8 | (unsigned char) argv[3 + keys][i];
+    }
 
     for (k = 0; k < r->elements && k < DG_WREPLY_N + 4; k++) {
         v[k] = r->element[k]->integer;
@@ -156,6 +163,65 @@ t_print(redisContext *c, redisReply *r, const char *argv[], int argc)
            prof.state, prof.penalty_ms, prof.refused, prof.retry_ms,
            prof.remaining, prof.now_ms, prof.verified_milli,
            prof.fabricated_milli, prof.prefix_milli, prof.provenance);
+}
+
+
+/* EVAL[SHA] script numkeys <prefix>:{<key_id>}:w ... */
+
+static int
+t_window_call(const char *argv[], int argc)
+{
+    size_t  klen;
+
+    if (argc < 4 || strncasecmp(argv[0], "EVAL", 4) != 0) {
+        return 0;
+    }
+
+    klen = strlen(argv[3]);
+
+    return klen >= 2 && strcmp(argv[3] + klen - 2, ":w") == 0;
+}
+
+
+/*
+ * The window script's arguments as text, in DG_WARG_* order (window_ms
+ * topic head tail flags bytes [now_ms|''] [throttle_ms rate_ms
+ * rate_burst shadow topic_last sent prior history]; topic_last defaults
+ * to topic), packed into the one argument the script takes.  Returns the
+ * new argc.
+ */
+
+static int
+t_pack(const char *argv[], size_t *lens, int argc, char *packed)
+{
+    int       keys, i, first;
+    uint64_t  v[DG_WARG_N];
+
+    if (!t_window_call(argv, argc)) {
+        return argc;
+    }
+
+    keys = atoi(argv[2]);
+    first = 3 + keys;
+
+    if (first >= argc) {
+        return argc;
+    }
+
+    memset(v, 0, sizeof(v));
+
+    for (i = 0; i < DG_WARG_N && first + i < argc; i++) {
+        v[i] = strtoull(argv[first + i], NULL, 10);
+    }
+
+    if (first + DG_WARG_TOPIC_LAST >= argc) {
+        v[DG_WARG_TOPIC_LAST] = v[DG_WARG_TOPIC];
+    }
+
+    argv[first] = packed;
+    lens[first] = dg_window_pack(packed, v);
+
+    return first + 1;
 }
 
 
