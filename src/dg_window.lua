@@ -75,6 +75,12 @@ local ARGLEN = 43
 
 local floor = math.floor
 
+-- numbers go to redis.call as strings made here: Redis would format them
+-- with %.14g, which costs more than the call
+local function int(x)
+    return string.format('%d', x)
+end
+
 local key = KEYS[1]
 if #ARGV ~= 1 or #ARGV[1] ~= ARGLEN then
     return redis.error_reply('ERR distill-guard window: bad arguments')
@@ -101,7 +107,7 @@ local tu = math.ceil(window / 4194304)
 -- the header and the sub-window counters; the ring is read only to
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
-local hb = redis.call('GETRANGE', key, 0, ROFF - 1)
+local hb = redis.call('GETRANGE', key, '0', int(ROFF - 1))
 local n, nxt, hw, newest, hasstate = 0, 0, 0, 0, 0
 local fresh = true
 if #hb == ROFF then
@@ -159,11 +165,11 @@ if refused == 0 and penalty > 0 and throttle_ms > 0 then
 end
 
 if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
-    redis.call('HSET', skey, 'tt', tt, 'rt', rt)
+    redis.call('HSET', skey, 'tt', int(tt), 'rt', int(rt))
     hasstate = 1
     -- the throttle's time matters only while the penalty lasts
-    redis.call('PEXPIRE', skey, math.max(window + penalty, rt - now,
-                                         math.min(tt - now, penalty)))
+    redis.call('PEXPIRE', skey, int(math.max(window + penalty, rt - now,
+                                             math.min(tt - now, penalty))))
 end
 
 -- whether a record's field at offset off (8: sent, 10: history) holds
@@ -188,7 +194,8 @@ local prov = 0
 if prior ~= 0 then
     prov = 2
     if n > 0 then
-        ring = redis.call('GETRANGE', key, ROFF, ROFF + n * RSZ - 1)
+        ring = redis.call('GETRANGE', key, int(ROFF),
+                          int(ROFF + n * RSZ - 1))
         if find(prior, 8) then
             prov = 1
         elseif find(history, 10) then
@@ -253,12 +260,12 @@ end
 if fresh then
     -- the whole value at its final size: SETRANGE never grows it later
     redis.call('SET', key, front .. rec .. string.rep('\0', (RING - 1) * RSZ),
-               'PX', window + w)
+               'PX', int(window + w))
 else
-    redis.call('SETRANGE', key, 0, front)
-    redis.call('SETRANGE', key, ROFF + nxt * RSZ, rec)
+    redis.call('SETRANGE', key, '0', front)
+    redis.call('SETRANGE', key, int(ROFF + nxt * RSZ), rec)
     if b ~= last then
-        redis.call('PEXPIRE', key, window + w)
+        redis.call('PEXPIRE', key, int(window + w))
     end
 end
 

@@ -2,7 +2,8 @@
  * Test tool of t/10-window-script.t: sends Redis commands read from
  * stdin, one a line, arguments separated by blanks ('' is an empty
  * argument), and prints one line per reply.  The window script's
- * arguments are given as text, in DG_WARG_* order, and packed (t_pack).  After a call of the window
+ * arguments are given as text, in DG_WARG_* order, and packed
+ * (t_pack).  After a call of the window
  * script (an EVAL or EVALSHA whose first key ends in ":w") it GETs the
  * value, decodes it with the script's reply as the module does
  * (dg_window_reply) and prints the profile's fields:
