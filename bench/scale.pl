@@ -8,10 +8,13 @@
 #
 # The setup of bench/peers.pl (nginx worker on CPU 1, wrk and
 # redis-server on CPU 0, 1 KB OpenAI chat bodies, empty_gif, shadow
-# mode).  For each number of keys N: FLUSHALL; a fill run that sends
-# every one of the N keys at least one request (keys in turn); the
-# growth of used_memory over the keys then in Redis, per window key;
-# then a measured run of --seconds with keys drawn at random among the N.
+# mode).  The bodies continue a conversation (a history is claimed), so
+# keys share no one-shot template and are not flagged: what an ordinary
+# active key costs.  For each number of keys N: FLUSHALL; a fill run
+# that sends every one of the N keys at least one request (keys in
+# turn); the growth of used_memory over the keys then in Redis, per
+# window key; then a measured run of --seconds with keys drawn at random
+# among the N.
 # A benchmark: it asserts nothing.
 use strict;
 use warnings;
@@ -90,7 +93,7 @@ for my $n (split /,/, $opt{keys}) {
     $redis->cli('FLUSHALL');
     my $base = info()->{used_memory};
 
-    my $seq = DG::Bench::wrk_script($dir, keys => $n);
+    my $seq = DG::Bench::wrk_script($dir, keys => $n, history => 1);
     my $left = $n;
     my $fill_s = 0;
     while ($left > 0) {
@@ -105,7 +108,8 @@ for my $n (split /,/, $opt{keys}) {
     my $per_key = ($i->{used_memory} - $base) / $wk;
 
     my $r = $w->run('/guard', $opt{seconds},
-                    DG::Bench::wrk_script($dir, keys => $n, random => 1));
+                    DG::Bench::wrk_script($dir, keys => $n, random => 1,
+                                          history => 1));
     die "$r->{non2xx} non-2xx answers\n" if $r->{non2xx};
     my ($keys) = ($i->{db0} // '') =~ /keys=(\d+)/;
     push @rows, [$n, $per_key, $r, $keys // 0];

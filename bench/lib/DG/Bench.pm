@@ -36,12 +36,19 @@ sub cpu_seconds {
 
 # A wrk script: POSTs of 1 KB OpenAI chat bodies (97 different ones, so
 # that topics and templates vary), API keys 0 .. keys-1 in turn, or at
-# random with random => 1.  Returns its path.
+# random with random => 1.  With history => 1 the last user turn follows
+# an earlier exchange (a conversation: no one-shot template to count
+# across keys).  Returns its path.
 sub wrk_script {
     my ($dir, %o) = @_;
     my $keys = $o{keys} // 1000;
     my $pick = $o{random} ? "math.random(0, $keys - 1)" : "n % $keys";
-    my $path = "$dir/chat-$keys" . ($o{random} ? '-random' : '') . '.lua';
+    my $turns = $o{history}
+        ? '{"role":"user","content":"Can you help me with a question?"},'
+          . '{"role":"assistant","content":"Of course, what is it?"},'
+        : '';
+    my $path = "$dir/chat-$keys" . ($o{random} ? '-random' : '')
+        . ($o{history} ? '-history' : '') . '.lua';
     open my $fh, '>', $path or die "$path: $!\n";
     print $fh <<LUA;
 -- 1 KB OpenAI chat bodies, 97 of them; $keys API keys
@@ -58,7 +65,7 @@ for b = 1, 97 do
         t[#t + 1] = words[i] .. (b * 31 + #t) % 1000
     end
     bodies[b] = '{"model":"gpt-4o-mini","messages":[{"role":"system",'
-        .. '"content":"You are a helpful assistant."},{"role":"user",'
+        .. '"content":"You are a helpful assistant."},${turns}{"role":"user",'
         .. '"content":"Question ' .. b .. ': ' .. table.concat(t, ' ')
         .. '"}],"max_tokens":256}'
 end
