@@ -810,19 +810,12 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     } else if (kind == NGX_DG_KIND_WINDOW) {
 
-        /* integers: src/dg_profile.h; the value comes with the GET */
-        if (reply->type == REDIS_REPLY_ARRAY) {
-            n = ngx_min(reply->elements, DG_WREPLY_N);
+        /* a packed string: src/dg_profile.h; the value comes with GET */
+        op->nwreply = reply->type == REDIS_REPLY_STRING
+                      ? dg_window_unpack(reply->str, reply->len, op->wreply)
+                      : 0;
 
-            for (i = 0; i < n; i++) {
-                op->wreply[i] = reply->element[i]->type
-                                == REDIS_REPLY_INTEGER
-                                ? reply->element[i]->integer : 0;
-            }
-
-            op->nwreply = n;
-
-        } else {
+        if (op->nwreply == 0) {
             op->errors++;
         }
 

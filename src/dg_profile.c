@@ -105,6 +105,31 @@ dg_profile_compute(dg_profile_t *prof, const char *value, size_t len,
 }
 
 
+size_t
+dg_window_unpack(const char *reply, size_t len, int64_t *v)
+{
+    int                   i;
+    const unsigned char  *p;
+
+    static const unsigned char  size[DG_WREPLY_N] = {
+        6, 1, 1, 1, 1, 6, 6, 4
+    };
+
+    if (reply == NULL || len != DG_WREPLY_LEN) {
+        return 0;
+    }
+
+    p = (const unsigned char *) reply;
+
+    for (i = 0; i < DG_WREPLY_N; i++) {
+        v[i] = (int64_t) dg_le(p, size[i]);
+        p += size[i];
+    }
+
+    return DG_WREPLY_N;
+}
+
+
 int
 dg_window_reply(dg_profile_t *prof, uint64_t window_ms, const char *value,
     size_t len, const int64_t *v, size_t n)

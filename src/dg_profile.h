@@ -27,18 +27,27 @@
 #define DG_WIN_SIZE         (DG_WIN_ROFF + DG_WIN_RING * DG_WIN_RSZ)
 
 
-/* the window script's reply: integers */
+/* the window script's reply: one string of these, packed */
 enum {
-    DG_WREPLY_NOW_MS = 0,
-    DG_WREPLY_PROVENANCE,
-    DG_WREPLY_SLOT,                     /* where this request's record went */
-    DG_WREPLY_STATE,
-    DG_WREPLY_PENALTY_MS,
-    DG_WREPLY_REFUSED,
-    DG_WREPLY_RETRY_MS,
-    DG_WREPLY_REMAINING,
+    DG_WREPLY_NOW_MS = 0,               /* u48 */
+    DG_WREPLY_PROVENANCE,               /* u8 */
+    DG_WREPLY_SLOT,                     /* u8: where the record went */
+    DG_WREPLY_STATE,                    /* u8 */
+    DG_WREPLY_REFUSED,                  /* u8 */
+    DG_WREPLY_PENALTY_MS,               /* u48 */
+    DG_WREPLY_RETRY_MS,                 /* u48 */
+    DG_WREPLY_REMAINING,                /* u32 */
     DG_WREPLY_N
 };
+
+#define DG_WREPLY_LEN       26
+
+
+/*
+ * The window script's reply string unpacked into v[DG_WREPLY_N]; returns
+ * DG_WREPLY_N, or 0 when it is not such a reply.
+ */
+size_t dg_window_unpack(const char *reply, size_t len, int64_t *v);
 
 
 /*

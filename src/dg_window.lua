@@ -42,9 +42,10 @@ no history and fabricated ones are one-shot.  The search is a plain
 string.find of the 16-bit value in the ring, kept when it falls on the
 field of a record.
 
-Reply: { now_ms, provenance of this request (0 none, 1 verified, 2
-fabricated, 3 prefix), the slot of its record, st, penalty_ms, refused
-(0, 1 by the throttle, 2 by the plain rate), retry_ms, remaining }.  The
+Reply: one 26-byte string, little-endian: now_ms u48, provenance of
+this request u8 (0 none, 1 verified, 2 fabricated, 3 prefix), the slot
+of its record u8, st u8, refused u8 (0, 1 by the throttle, 2 by the
+plain rate), penalty_ms u48, retry_ms u48, remaining u32.  The
 gateway reads the value itself with a plain GET pipelined right after
 the script (a GET inside the script would copy it through Lua, which
 costs more than the rest of the script); a request of the same key from
@@ -271,4 +272,7 @@ end
 
 -- the record's slot: the gateway reads the value with a GET that
 -- follows this script in the same pipeline
-return { now, prov, nxt, st, penalty, refused, retry, remaining }
+-- one string: an array of integers costs Redis and the gateway an
+-- object each
+return struct.pack('<I6BBBBI6I6I4', now, prov, nxt, st, refused, penalty,
+                   retry, remaining)

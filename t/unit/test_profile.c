@@ -416,6 +416,40 @@ test_sent_template(void **state)
 }
 
 
+static void
+test_unpack(void **state)
+{
+    int64_t  v[DG_WREPLY_N];
+
+    /* now 1700000000000, verified, slot 7, throttle, refused by it,
+     * penalty 60000, retry 9900, remaining 3 */
+    static const unsigned char  reply[DG_WREPLY_LEN] = {
+        0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01,
+        1, 7, 2, 1,
+        0x60, 0xea, 0x00, 0x00, 0x00, 0x00,
+        0xac, 0x26, 0x00, 0x00, 0x00, 0x00,
+        3, 0, 0, 0
+    };
+
+    (void) state;
+
+    assert_int_equal(dg_window_unpack((const char *) reply, sizeof(reply),
+                                      v), DG_WREPLY_N);
+    assert_true(v[DG_WREPLY_NOW_MS] == INT64_C(1700000000000));
+    assert_int_equal(v[DG_WREPLY_PROVENANCE], 1);
+    assert_int_equal(v[DG_WREPLY_SLOT], 7);
+    assert_int_equal(v[DG_WREPLY_STATE], 2);
+    assert_int_equal(v[DG_WREPLY_REFUSED], 1);
+    assert_int_equal(v[DG_WREPLY_PENALTY_MS], 60000);
+    assert_int_equal(v[DG_WREPLY_RETRY_MS], 9900);
+    assert_int_equal(v[DG_WREPLY_REMAINING], 3);
+
+    assert_int_equal(dg_window_unpack((const char *) reply,
+                                      sizeof(reply) - 1, v), 0);
+    assert_int_equal(dg_window_unpack(NULL, 0, v), 0);
+}
+
+
 int
 main(void)
 {
@@ -428,6 +462,7 @@ main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_random_values),
         cmocka_unit_test(test_sent_template),
+        cmocka_unit_test(test_unpack),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,8 +115,9 @@ t_print(redisContext *c, redisReply *r, const char *argv[], int argc)
     keys = argc > 3 ? atoi(argv[2]) : 0;
     klen = keys > 0 ? strlen(argv[3]) : 0;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < DG_WREPLY_N
-        || !t_window_call(argv, argc) || 3 + keys >= argc)
+    if (r->type != REDIS_REPLY_STRING || !t_window_call(argv, argc)
+        || 3 + keys >= argc
+        || (k = dg_window_unpack(r->str, r->len, v)) == 0)
     {
         t_flat(r);
         printf("\n");
@@ -127,10 +128,6 @@ t_print(redisContext *c, redisReply *r, const char *argv[], int argc)
     window = 0;
     for (i = 3; i >= 0; i--) {
         window = window << 8 | (unsigned char) argv[3 + keys][i];
-    }
-
-    for (k = 0; k < r->elements && k < DG_WREPLY_N + 4; k++) {
-        v[k] = r->element[k]->integer;
     }
 
     /* as the module does: the value, read right after the script */
