@@ -76,11 +76,10 @@ local ARGLEN = 43
 
 local floor = math.floor
 
--- numbers go to redis.call as strings made here: Redis would format them
--- with %.14g, which costs more than the call
-local function int(x)
-    return string.format('%d', x)
-end
+-- numbers go to redis.call as strings made with fmt('%d'): Redis would
+-- format them with %.14g, which costs more than the call.  No closure
+-- or table is made on the common path: the garbage costs as much again
+local fmt = string.format
 
 local key = KEYS[1]
 if #ARGV ~= 1 or #ARGV[1] ~= ARGLEN then
@@ -108,7 +107,7 @@ local tu = math.ceil(window / 4194304)
 -- the header and the sub-window counters; the ring is read only to
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
-local hb = redis.call('GETRANGE', key, '0', int(ROFF - 1))
+local hb = redis.call('GETRANGE', key, '0', fmt('%d', ROFF - 1))
 local n, nxt, hw, newest, hasstate = 0, 0, 0, 0, 0
 local fresh = true
 if #hb == ROFF then
@@ -134,15 +133,15 @@ local skey = KEYS[2]
 -- the state hash is read when the header says there is one (the module
 -- says so when it writes the state; the script when it writes tt or rt),
 -- for a new window, and for the plain rate: most keys never have one
-local lim = {}
+local st, pu, tt, rt = 0, 0, 0, 0
 if skey and (fresh or hasstate ~= 0 or rate_ms > 0) then
-    lim = redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
+    local lim = redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
     hasstate = (lim[1] or lim[2] or lim[3] or lim[4]) and 1 or 0
+    st = tonumber(lim[1]) or 0
+    pu = tonumber(lim[2]) or 0
+    tt = tonumber(lim[3]) or 0
+    rt = tonumber(lim[4]) or 0
 end
-local st = tonumber(lim[1]) or 0
-local pu = tonumber(lim[2]) or 0
-local tt = tonumber(lim[3]) or 0
-local rt = tonumber(lim[4]) or 0
 local penalty = (pu > now) and (pu - now) or 0
 local refused, retry, remaining = 0, 0, 0
 
@@ -166,37 +165,36 @@ if refused == 0 and penalty > 0 and throttle_ms > 0 then
 end
 
 if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
-    redis.call('HSET', skey, 'tt', int(tt), 'rt', int(rt))
+    redis.call('HSET', skey, 'tt', fmt('%d', tt), 'rt', fmt('%d', rt))
     hasstate = 1
     -- the throttle's time matters only while the penalty lasts
-    redis.call('PEXPIRE', skey, int(math.max(window + penalty, rt - now,
-                                             math.min(tt - now, penalty))))
+    redis.call('PEXPIRE', skey,
+               fmt('%d', math.max(window + penalty, rt - now,
+                                  math.min(tt - now, penalty))))
 end
 
 -- whether a record's field at offset off (8: sent, 10: history) holds
 -- v: a plain find, kept when it falls on the field
-local ring
-local function find(v, off)
-    local pat = struct.pack('<I2', v)
-    local p = 1
-    while true do
-        p = string.find(ring, pat, p, true)
-        if not p then
-            return false
-        end
-        if (p - 1) % RSZ == off then
-            return true
-        end
-        p = p + 1
-    end
-end
-
 local prov = 0
 if prior ~= 0 then
     prov = 2
     if n > 0 then
-        ring = redis.call('GETRANGE', key, int(ROFF),
-                          int(ROFF + n * RSZ - 1))
+        local ring = redis.call('GETRANGE', key, fmt('%d', ROFF),
+                                fmt('%d', ROFF + n * RSZ - 1))
+        local function find(v, off)
+            local pat = struct.pack('<I2', v)
+            local p = 1
+            while true do
+                p = string.find(ring, pat, p, true)
+                if not p then
+                    return false
+                end
+                if (p - 1) % RSZ == off then
+                    return true
+                end
+                p = p + 1
+            end
+        end
         if find(prior, 8) then
             prov = 1
         elseif find(history, 10) then
@@ -261,12 +259,12 @@ end
 if fresh then
     -- the whole value at its final size: SETRANGE never grows it later
     redis.call('SET', key, front .. rec .. string.rep('\0', (RING - 1) * RSZ),
-               'PX', int(window + w))
+               'PX', fmt('%d', window + w))
 else
     redis.call('SETRANGE', key, '0', front)
-    redis.call('SETRANGE', key, int(ROFF + nxt * RSZ), rec)
+    redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
     if b ~= last then
-        redis.call('PEXPIRE', key, int(window + w))
+        redis.call('PEXPIRE', key, fmt('%d', window + w))
     end
 end
 
