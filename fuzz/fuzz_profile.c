@@ -3,7 +3,8 @@
  * gateway (src/dg_profile.c).  The first 12 bytes give the window and
  * the clock; the rest is the value, of any length, so both the fixed
  * size (1,703 bytes: pad the corpus to it) and every other length are
- * tried.  Checks the counts stay in range.
+ * tried; and the script's packed reply.  Checks the counts stay in
+ * range.
  *
  *   make fuzz && build/fuzz/fuzz_profile -max_total_time=60
  */
@@ -20,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char          *value;
     size_t         len;
-    int64_t        now;
+    int64_t        now, v[DG_WREPLY_N];
     uint64_t       window;
     dg_profile_t   p;
 
@@ -52,8 +53,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    (void) dg_profile_sent_template(value, len, window, now, DG_FANOUT_HEAD,
-                                    data[0] | 1, now - (int64_t) window);
+    (void) dg_profile_sent_template(value, len, window, now, data[1] % 128,
+                                    DG_FANOUT_HEAD, data[0] | 1,
+                                    now - (int64_t) window);
+
+    /* the script's packed reply, from the first bytes of the value */
+    if (len >= DG_WREPLY_LEN
+        && dg_window_unpack(value, DG_WREPLY_LEN, v) == DG_WREPLY_N)
+    {
+        (void) dg_window_reply(&p, window, value, len, v, DG_WREPLY_N);
+    }
 
     free(value);
 
