@@ -91,11 +91,19 @@ typedef enum {
 } dg_refused_t;
 
 
+typedef enum {
+    DG_FANOUT_HEAD = 0,
+    DG_FANOUT_TAIL,
+    DG_FANOUT_SUBNET,
+    DG_FANOUT_N
+} dg_fanout_t;
+
+
 typedef struct {
     int64_t             v[DG_PROF_NFIELDS];
-    int64_t             fanout_keys[3]; /* by dg_fanout_t: what each
-                                           counter answered */
-    int64_t             fanout_conv[3];
+    int64_t             fanout_keys[DG_FANOUT_N];  /* what each counter
+                                                      answered */
+    int64_t             fanout_conv[DG_FANOUT_N];
     int64_t             template_keys;  /* distinct keys on this template */
     int64_t             template_conv;  /* of them, keys that held verified
                                            conversations opened with it */
@@ -113,14 +121,6 @@ typedef struct {
     int64_t             remaining;
     int64_t             now_ms;
 } dg_profile_t;
-
-
-typedef enum {
-    DG_FANOUT_HEAD = 0,
-    DG_FANOUT_TAIL,
-    DG_FANOUT_SUBNET,
-    DG_FANOUT_N
-} dg_fanout_t;
 
 
 typedef struct {
