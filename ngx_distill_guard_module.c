@@ -318,6 +318,9 @@ static ngx_uint_t  ngx_http_distill_guard_truncated_logged;
 /* this worker's memory of the cross-key counters (src/dg_fanout.h) */
 static dg_fanout_cache_t  *ngx_http_distill_guard_fanout;
 
+/* the key id's HMAC with its key schedule made once (src/dg_key.h) */
+static dg_key_hmac_t      *ngx_http_distill_guard_hmac;
+
 
 static ngx_int_t
 ngx_http_distill_guard_handler(ngx_http_request_t *r)
@@ -412,10 +415,13 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
             return NGX_OK;
         }
 
-        if (dg_key_id((char *) dmcf->secret.data, dmcf->secret.len,
-                      (char *) key, len, ctx->key_id)
-            != 0)
-        {
+        rc = ngx_http_distill_guard_hmac
+             ? dg_key_hmac_id(ngx_http_distill_guard_hmac, (char *) key, len,
+                              ctx->key_id)
+             : dg_key_id((char *) dmcf->secret.data, dmcf->secret.len,
+                         (char *) key, len, ctx->key_id);
+
+        if (rc != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -1416,7 +1422,16 @@ ngx_http_distill_guard_init_process(ngx_cycle_t *cycle)
     dmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_distill_guard_module);
 
-    if (dmcf == NULL || !dmcf->redis_set || !dmcf->enabled) {
+    if (dmcf == NULL || !dmcf->enabled) {
+        return NGX_OK;
+    }
+
+    /* without it every request makes the key schedule: no failure */
+    ngx_http_distill_guard_hmac = dg_key_hmac_create(
+                                      (char *) dmcf->secret.data,
+                                      dmcf->secret.len);
+
+    if (!dmcf->redis_set) {
         return NGX_OK;
     }
 
@@ -1435,6 +1450,9 @@ static void
 ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dg_key_hmac_free(ngx_http_distill_guard_hmac);
+    ngx_http_distill_guard_hmac = NULL;
 
     dmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_distill_guard_module);
