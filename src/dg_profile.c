@@ -35,6 +35,17 @@ typedef struct {
 } dg_recs_t;
 
 
+/*
+ * Counts of at most DG_WIN_RING values of 12 bits: open addressing in
+ * twice as many slots, so that only 512 bytes are cleared per field (a
+ * table indexed by value would clear 4 KB)
+ */
+typedef struct {
+    uint16_t            key[2 * DG_WIN_RING];   /* value + 1; 0: empty */
+    uint8_t             count[2 * DG_WIN_RING];
+} dg_count_t;
+
+
 static int dg_win_open(dg_win_t *win, const char *value, size_t len,
     uint64_t window_ms);
 static void dg_win_records(const dg_win_t *win, dg_recs_t *r,
@@ -42,6 +53,7 @@ static void dg_win_records(const dg_win_t *win, dg_recs_t *r,
 static void dg_win_counts(const dg_win_t *win, const dg_recs_t *r,
     int64_t start, dg_profile_t *prof);
 static void dg_win_sample(const dg_recs_t *r, dg_profile_t *prof);
+static unsigned dg_count_add(dg_count_t *c, unsigned v);
 static uint64_t dg_le(const unsigned char *p, unsigned bytes);
 static int64_t dg_round(double x);
 
@@ -394,48 +406,36 @@ dg_win_counts(const dg_win_t *win, const dg_recs_t *r, int64_t start,
 static void
 dg_win_sample(const dg_recs_t *r, dg_profile_t *prof)
 {
-    unsigned   k, n, t, h, l, ntopics, nheads, ntails, htop, ltop, single,
-               cot, prov[4];
-    double     sum, entropy, g, sumsq, mean, var, cv;
-    uint8_t    tc[4096], hc[4096], lc[4096];
+    unsigned    k, n, c, ntopics, nheads, ntails, htop, ltop, single, cot,
+                prov[4];
+    double      sum, entropy, g, sumsq, mean, var, cv;
+    dg_count_t  tc, hc, lc;
 
     n = r->sample;
 
-    memset(tc, 0, sizeof(tc));
-    memset(hc, 0, sizeof(hc));
-    memset(lc, 0, sizeof(lc));
+    memset(tc.key, 0, sizeof(tc.key));
+    memset(hc.key, 0, sizeof(hc.key));
+    memset(lc.key, 0, sizeof(lc.key));
     memset(prov, 0, sizeof(prov));
 
     ntopics = nheads = ntails = htop = ltop = single = cot = 0;
     sumsq = 0;
 
     for (k = 0; k < n; k++) {
-        t = r->tf[k] & 0xfff;
-        h = r->ht[k] & 0xfff;
-        l = r->ht[k] >> 12;
-
-        if (tc[t]++ == 0) {
+        if (dg_count_add(&tc, r->tf[k] & 0xfff) == 1) {
             ntopics++;
         }
 
-        if (h) {
-            if (hc[h]++ == 0) {
-                nheads++;
-            }
-
-            if (hc[h] > htop) {
-                htop = hc[h];
-            }
+        if (r->ht[k] & 0xfff) {
+            c = dg_count_add(&hc, r->ht[k] & 0xfff);
+            nheads += (c == 1);
+            htop = c > htop ? c : htop;
         }
 
-        if (l) {
-            if (lc[l]++ == 0) {
-                ntails++;
-            }
-
-            if (lc[l] > ltop) {
-                ltop = lc[l];
-            }
+        if (r->ht[k] >> 12) {
+            c = dg_count_add(&lc, r->ht[k] >> 12);
+            ntails += (c == 1);
+            ltop = c > ltop ? c : ltop;
         }
 
         single += (r->tf[k] >> 12) & 1;
@@ -453,15 +453,10 @@ dg_win_sample(const dg_recs_t *r, dg_profile_t *prof)
     if (ntopics > 1) {
         sum = 0;
 
-        for (k = 0; k < n; k++) {
-            t = r->tf[k] & 0xfff;
-
-            /* each topic once: its count is then cleared */
-            if (tc[t] > 1) {
-                sum += tc[t] * log((double) tc[t]);
+        for (k = 0; k < 2 * DG_WIN_RING; k++) {
+            if (tc.key[k] && tc.count[k] > 1) {
+                sum += tc.count[k] * log((double) tc.count[k]);
             }
-
-            tc[t] = 0;
         }
 
         entropy = (log((double) n) - sum / n) / log(2.0);
@@ -506,6 +501,28 @@ dg_win_sample(const dg_recs_t *r, dg_profile_t *prof)
                   dg_round((double) prov[DG_PROVENANCE_FABRICATED] * 1000 / n);
     prof->prefix_milli = dg_round((double) prov[DG_PROVENANCE_PREFIX]
                                   * 1000 / n);
+}
+
+
+/* the value's count after one more */
+
+static unsigned
+dg_count_add(dg_count_t *c, unsigned v)
+{
+    unsigned  i;
+
+    i = (v * 2654435761u) >> 24;
+
+    while (c->key[i] && c->key[i] != v + 1) {
+        i = (i + 1) & (2 * DG_WIN_RING - 1);
+    }
+
+    if (c->key[i] == 0) {
+        c->key[i] = (uint16_t) (v + 1);
+        c->count[i] = 0;
+    }
+
+    return ++c->count[i];
 }
 
 
