@@ -8,6 +8,9 @@
 #   make unit     engine unit tests only (cmocka)
 #   make unit-asan  the same, built with AddressSanitizer and UBSan
 #   make bench    engine micro-benchmark (prints numbers, asserts nothing)
+#   make bench-peers  the module beside plain nginx, limit_req and an
+#                 OpenResty Lua limiter (installs the Lua packages)
+#   make bench-scale  memory, CPU and latency from 1 to 1 M active keys
 #   make fuzz     libFuzzer targets (clang)
 #   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
@@ -36,7 +39,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
-        bench fuzz fuzz-run eval eval-features deb clean
+        bench bench-peers bench-scale test-tools fuzz fuzz-run eval \
+        eval-features deb clean
 
 all: module ctl
 
@@ -112,6 +116,14 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) -It/unit $< -o $@ $(BUILD)/libdg.a -lcmocka \
 	    $(LIBS_DG)
 
+# the test tool of t/10-window-script.t: the scripts' replies decoded by
+# the engine
+$(BUILD)/unit/window_client: t/unit/window_client.c $(BUILD)/libdg.a
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a -lhiredis $(LIBS_DG)
+
+test-tools: $(BUILD)/unit/window_client
+
 unit: $(UNIT_BINS)
 	@bash t/run-unit.sh $(UNIT_BINS)
 
@@ -151,7 +163,7 @@ deps:
 
 # the package too: t/60-deb.t installs it, uses it and removes it
 test: deps
-	$(MAKE) module lib ctl deb
+	$(MAKE) module lib ctl deb test-tools
 	@bash t/run-all.sh
 
 demo: deps
@@ -163,6 +175,17 @@ $(BUILD)/bench_features: bench/bench_features.c $(BUILD)/libdg.a
 
 bench: $(BUILD)/bench_features
 	$(BUILD)/bench_features $(CORPUS)
+
+# side by side in one run: see bench/peers.md
+bench-peers: deps
+	@sh bench/deps.sh
+	$(MAKE) module
+	perl bench/peers.pl $(BENCH_ARGS)
+
+# 1 to 1 M active keys: see bench/scale.md
+bench-scale: deps
+	$(MAKE) module
+	perl bench/scale.pl $(BENCH_ARGS)
 
 $(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)

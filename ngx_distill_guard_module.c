@@ -62,6 +62,7 @@ static ngx_int_t ngx_http_distill_guard_examine_post(ngx_http_request_t *r,
 static void ngx_http_distill_guard_examine_done(ngx_event_t *ev);
 #endif
 static void ngx_http_distill_guard_redis_done(ngx_dg_op_t *op);
+static void ngx_http_distill_guard_fanout_done(ngx_dg_op_t *op);
 static void ngx_http_distill_guard_timeout(ngx_event_t *ev);
 static void ngx_http_distill_guard_resume(ngx_http_request_t *r);
 static void ngx_http_distill_guard_unavailable(
@@ -371,6 +372,12 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 static ngx_uint_t  ngx_http_distill_guard_truncated_logged;
 
+/* this worker's memory of the cross-key counters (src/dg_fanout.h) */
+static dg_fanout_cache_t  *ngx_http_distill_guard_fanout;
+
+/* the key id's HMAC with its key schedule made once (src/dg_key.h) */
+static dg_key_hmac_t      *ngx_http_distill_guard_hmac;
+
 
 static ngx_int_t
 ngx_http_distill_guard_handler(ngx_http_request_t *r)
@@ -462,10 +469,13 @@ ngx_http_distill_guard_account(ngx_http_request_t *r,
             return NGX_OK;
         }
 
-        if (dg_key_id((char *) dmcf->secret.data, dmcf->secret.len,
-                      (char *) key, len, ctx->key_id)
-            != 0)
-        {
+        rc = ngx_http_distill_guard_hmac
+             ? dg_key_hmac_id(ngx_http_distill_guard_hmac, (char *) key, len,
+                              ctx->key_id)
+             : dg_key_id((char *) dmcf->secret.data, dmcf->secret.len,
+                         (char *) key, len, ctx->key_id);
+
+        if (rc != 0) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -530,6 +540,7 @@ ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
     ngx_time_t                          *tp;
+    unsigned                             add;
     ngx_dg_op_t                         *op;
     ngx_http_distill_guard_loc_conf_t   *dlcf;
     ngx_http_distill_guard_main_conf_t  *dmcf;
@@ -574,6 +585,13 @@ ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
     op->req.shadow = (dlcf->mode == NGX_DG_MODE_SHADOW);
     op->data = ctx;
     op->handler = ngx_http_distill_guard_redis_done;
+
+    /* the cross-key counts this worker holds need not be asked */
+    if (ngx_http_distill_guard_fanout) {
+        op->fanout_skip = dg_fanout_plan(ngx_http_distill_guard_fanout,
+                                         &op->req, &op->profile, &add);
+        op->fanout_add = add;
+    }
 
     if (ngx_dg_redis_send(op) != NGX_OK) {
         ngx_http_distill_guard_unavailable(ctx);
@@ -1048,12 +1066,57 @@ ngx_http_distill_guard_redis_done(ngx_dg_op_t *op)
         ctx->profile = op->profile;
         ctx->have_profile = 1;
 
+        ngx_http_distill_guard_fanout_done(op);
+
     } else {
         ngx_http_distill_guard_unavailable(ctx);
     }
 
     ngx_http_distill_guard_decide(r, ctx);
     ngx_http_distill_guard_resume(r);
+}
+
+
+/*
+ * The counts Redis answered are kept for the next requests; the key is
+ * added to the counters it was answered from the table for, unless it
+ * is in them already.  The adds are sent without waiting.
+ */
+
+static void
+ngx_http_distill_guard_fanout_done(ngx_dg_op_t *op)
+{
+    unsigned                             k, adds;
+    dg_cmd_t                             cmd;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    if (ngx_http_distill_guard_fanout == NULL) {
+        return;
+    }
+
+    dg_fanout_learn(ngx_http_distill_guard_fanout, &op->req, &op->profile,
+                    op->fanout_got);
+
+    if (op->fanout_add == 0) {
+        return;
+    }
+
+    adds = dg_fanout_adds(ngx_http_distill_guard_fanout, &op->req,
+                          op->fanout_add, op->window, sizeof(op->window),
+                          (unsigned) op->wreply[DG_WREPLY_SLOT]);
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_distill_guard_module);
+
+    for (k = 0; k < DG_FANOUT_N; k++) {
+        if ((adds & (1u << k))
+            && dg_fanout_add_cmd(&cmd, &op->req, (dg_fanout_t) k,
+                                 dmcf->fanout_sha)
+               == 0)
+        {
+            ngx_dg_redis_fire(&cmd);
+        }
+    }
 }
 
 
@@ -1786,8 +1849,24 @@ ngx_http_distill_guard_init_process(ngx_cycle_t *cycle)
     dmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_distill_guard_module);
 
-    if (dmcf == NULL || !dmcf->redis_set || !dmcf->enabled) {
+    if (dmcf == NULL || !dmcf->enabled) {
         return NGX_OK;
+    }
+
+    /* without it every request makes the key schedule: no failure */
+    ngx_http_distill_guard_hmac = dg_key_hmac_create(
+                                      (char *) dmcf->secret.data,
+                                      dmcf->secret.len);
+
+    if (!dmcf->redis_set) {
+        return NGX_OK;
+    }
+
+    /* without it every request asks Redis for the counts: no failure */
+    ngx_http_distill_guard_fanout = ngx_alloc(sizeof(dg_fanout_cache_t),
+                                              cycle->log);
+    if (ngx_http_distill_guard_fanout) {
+        dg_fanout_cache_init(ngx_http_distill_guard_fanout);
     }
 
     return ngx_dg_redis_init_process(cycle, dmcf);
@@ -1799,6 +1878,9 @@ ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_distill_guard_main_conf_t  *dmcf;
 
+    dg_key_hmac_free(ngx_http_distill_guard_hmac);
+    ngx_http_distill_guard_hmac = NULL;
+
     dmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_distill_guard_module);
 
@@ -1807,4 +1889,9 @@ ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_dg_redis_exit_process(cycle);
+
+    if (ngx_http_distill_guard_fanout) {
+        ngx_free(ngx_http_distill_guard_fanout);
+        ngx_http_distill_guard_fanout = NULL;
+    }
 }

@@ -12,6 +12,8 @@
 #include "dg_prompt.h"
 #include "dg_features.h"
 #include "dg_window.h"
+#include "dg_profile.h"
+#include "dg_fanout.h"
 #include "dg_score.h"
 #include "dg_policy.h"
 
@@ -150,13 +152,20 @@ struct ngx_dg_op_s {
     ngx_uint_t                  noscript_retried;
     ngx_uint_t                  nsent;
     ngx_uint_t                  nreplied;
-    u_char                      kinds[8];   /* what each reply answers */
+    u_char                      kinds[12];  /* what each reply answers */
+    ngx_uint_t                  fanout_skip;    /* counters not asked */
+    ngx_uint_t                  fanout_add;     /* of them, to add to */
+    ngx_uint_t                  fanout_got;     /* counters answered */
     uint64_t                    start_us;
     dg_window_req_t             req;        /* to rebuild an EVAL retry */
     dg_features_t               features;
     char                        key_id[DG_KEY_ID_LEN + 1];
     char                        subnet[48];
     dg_profile_t                profile;
+    char                        window[DG_WIN_SIZE];   /* the value */
+    int64_t                     wreply[DG_WREPLY_N];
+    ngx_uint_t                  nwreply;
+    unsigned                    have_value:1;
     unsigned                    have_window:1;
     ngx_dg_op_t                *next;       /* free list */
 };

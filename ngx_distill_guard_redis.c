@@ -26,8 +26,9 @@
 #define NGX_DG_BACKOFF_MIN          100
 #define NGX_DG_BACKOFF_MAX          5000
 
-/* what a reply answers: a dg_fanout_t, or the window */
+/* what a reply answers: a dg_fanout_t, the window script, its value */
 #define NGX_DG_KIND_WINDOW          DG_FANOUT_N
+#define NGX_DG_KIND_VALUE           (DG_FANOUT_N + 1)
 
 /* seconds between two log lines of one kind of repeated failure */
 #define NGX_DG_LOG_INTERVAL         10
@@ -637,8 +638,14 @@ ngx_dg_redis_send(ngx_dg_op_t *op)
         return NGX_DECLINED;
     }
 
-    if (ngx_dg_redis_queue(op, NGX_DG_KIND_WINDOW, 0) != NGX_ERROR) {
+    if (ngx_dg_redis_queue(op, NGX_DG_KIND_WINDOW, 0) != NGX_ERROR
+        && ngx_dg_redis_queue(op, NGX_DG_KIND_VALUE, 0) != NGX_ERROR)
+    {
         for (kind = 0; kind < DG_FANOUT_N; kind++) {
+            if (op->fanout_skip & (1 << kind)) {
+                continue;
+            }
+
             if (ngx_dg_redis_queue(op, kind, 0) == NGX_ERROR) {
                 break;
             }
@@ -763,6 +770,9 @@ ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind, ngx_uint_t eval)
         sha = eval ? NULL : dmcf->window_sha;
         rc = dg_window_cmd(&cmd, &op->req, sha);
 
+    } else if (kind == NGX_DG_KIND_VALUE) {
+        rc = dg_window_get_cmd(&cmd, &op->req);
+
     } else {
         sha = eval ? NULL : dmcf->fanout_sha;
         rc = dg_fanout_cmd(&cmd, &op->req, (dg_fanout_t) kind, sha);
@@ -794,7 +804,7 @@ static void
 ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     size_t        i, n;
-    int64_t       v[DG_REPLY_NFIELDS + 8];
+    int64_t       v[2];
     uint64_t      us;
     ngx_uint_t    kind;
     redisReply   *reply;
@@ -821,7 +831,12 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
              */
             op->noscript_retried |= 1 << kind;
 
-            if (ngx_dg_redis_queue(op, kind, 1) == NGX_OK) {
+            /* the window's value is read again after the script */
+            if (ngx_dg_redis_queue(op, kind, 1) == NGX_OK
+                && (kind != NGX_DG_KIND_WINDOW
+                    || ngx_dg_redis_queue(op, NGX_DG_KIND_VALUE, 0)
+                       == NGX_OK))
+            {
                 op->pending--;
                 return;
             }
@@ -832,21 +847,22 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     } else if (kind == NGX_DG_KIND_WINDOW) {
 
-        if (reply->type == REDIS_REPLY_ARRAY) {
-            n = ngx_min(reply->elements, sizeof(v) / sizeof(v[0]));
+        /* a packed string: src/dg_profile.h; the value comes with GET */
+        op->nwreply = reply->type == REDIS_REPLY_STRING
+                      ? dg_window_unpack(reply->str, reply->len, op->wreply)
+                      : 0;
 
-            for (i = 0; i < n; i++) {
-                v[i] = reply->element[i]->type == REDIS_REPLY_INTEGER
-                       ? reply->element[i]->integer : 0;
-            }
-
-            if (dg_profile_set(&op->profile, v, n) == 0) {
-                op->have_window = 1;
-            }
+        if (op->nwreply == 0) {
+            op->errors++;
         }
 
-        if (!op->have_window) {
-            op->errors++;
+    } else if (kind == NGX_DG_KIND_VALUE) {
+
+        if (reply->type == REDIS_REPLY_STRING
+            && reply->len == sizeof(op->window))
+        {
+            ngx_memcpy(op->window, reply->str, sizeof(op->window));
+            op->have_value = 1;
         }
 
     } else if (reply->type == REDIS_REPLY_ARRAY) {
@@ -857,11 +873,24 @@ ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
                    ? reply->element[i]->integer : 0;
         }
 
-        (void) dg_fanout_reply(&op->profile, (dg_fanout_t) kind, v, n);
+        if (dg_fanout_reply(&op->profile, (dg_fanout_t) kind, v, n) == 0) {
+            op->fanout_got |= 1 << kind;
+        }
     }
 
     if (--op->pending) {
         return;
+    }
+
+    if (op->have_value
+        && dg_window_reply(&op->profile, op->req.window_ms, op->window,
+                           sizeof(op->window), op->wreply, op->nwreply)
+           == 0)
+    {
+        op->have_window = 1;
+
+    } else {
+        op->errors++;
     }
 
     ngx_dg_redis.inflight--;

@@ -20,6 +20,7 @@ use FindBin;
 use lib "$FindBin::Bin/../t/lib";
 use DG::Harness;
 use Getopt::Long;
+use File::Temp;
 
 my %opt = (requests => 1000, keys => 200, calls => 5000);
 GetOptions(\%opt, 'requests=i', 'keys=i', 'calls=i')
@@ -38,17 +39,49 @@ die "SCRIPT LOAD failed: $wsha $fsha\n"
 
 sub rand32 { 1 + int(rand 4294967295) }
 
+# The window script's one argument: the request packed as dg_window_pack
+# does (doc/redis-keys.md, "The script's arguments and reply")
+sub pack_args {
+    my @v = @_;
+    my @size = (4, 2, 2, 2, 1, 5, 6, 4, 4, 4, 1, 2, 2, 2, 2);
+    return join '', map {
+        my ($x, $n) = ($v[$_] // 0, $size[$_]);
+        join '', map { chr(int($x / 256 ** $_) % 256) } 0 .. $n - 1;
+    } 0 .. $#size;
+}
+
+# window calls as the module sends them (both keys), in RESP through
+# redis-cli --pipe: the argument is binary
+sub window_calls {
+    my $in = File::Temp->new;
+    binmode $in;
+    for my $a (@_) {
+        print $in '*' . @$a . "\r\n",
+            map { '$' . length($_) . "\r\n$_\r\n" } @$a;
+    }
+    close $in;
+    system("redis-cli -p ${\ $redis->port} --pipe < $in > /dev/null") == 0
+        or die "redis-cli --pipe failed\n";
+}
+
+sub window_call {
+    my ($id, @v) = @_;
+    return ['EVALSHA', $wsha, 2, "dg:{$id}:w", "dg:{$id}:s",
+            pack_args($W, @v[0 .. 4], 0, 0, 0, 0, 0, $v[0], 1 + $v[2] % 65535,
+                      0, 0)];
+}
+
 # one window call with random topic, template, flags and bytes
 sub random_call {
     my ($id) = @_;
-    return join ' ', 'EVALSHA', $wsha, 1, "dg:{$id}:w", $W,
-        int(rand 4096), rand32(), rand32(), int(rand 4), int(rand 20000);
+    return window_call($id, int(rand 4096), rand32() % 4096,
+        rand32() % 4096, 1 + 2 * int(rand 2), int(rand 20000));
 }
 
 sub campaign_call {
     my ($id, $i) = @_;
-    return join ' ', 'EVALSHA', $wsha, 1, "dg:{$id}:w", $W,
-        $i % 3, 0xc0ffee, 0xbadf00d, 1, 1500;
+    return window_call($id, $i % 3, 0xc0ffee % 4096, 0xbadf00d % 4096, 1,
+                       1500);
 }
 
 sub usage {
@@ -76,19 +109,19 @@ srand(1);
 my @rows;
 
 # 1. one key after N requests; all its Redis keys
-$redis->cli_pipe(map { random_call('k0') } 1 .. $opt{requests});
+window_calls(map { random_call('k0') } 1 .. $opt{requests});
 my $one = usage('*{k0}*');
 push @rows, ["window state, 1 key, $opt{requests} random requests",
              "$one B (MEMORY USAGE)"];
 
 # the state has a fixed size: one request costs what 1,000 do
-$redis->cli_pipe(random_call('k1'));
+window_calls(random_call('k1'));
 push @rows, ['window state, 1 key, 1 request', usage('*{k1}*') . ' B'];
 
 # 2. used_memory per key, over many keys (dict entry, expire entry too)
 $redis->cli('FLUSHALL');
 my $before = info_field('memory', 'used_memory');
-$redis->cli_pipe(map { random_call("m$_") } 1 .. $opt{keys});
+window_calls(map { random_call("m$_") } 1 .. $opt{keys});
 my $after = info_field('memory', 'used_memory');
 push @rows, ["used_memory per key, $opt{keys} keys",
              sprintf('%.0f B', ($after - $before) / $opt{keys})];
@@ -105,20 +138,20 @@ for my $n (1, 10, 100, 1000, 10000) {
 
 # 4. CPU: the window script on full rings, the fan-out script
 $redis->cli('FLUSHALL');
-$redis->cli_pipe(map { random_call('cpu') } 1 .. 200);
+window_calls(map { random_call('cpu') } 1 .. 200);
 $redis->cli('CONFIG', 'RESETSTAT');
-$redis->cli_pipe(map { random_call('cpu') } 1 .. $opt{calls});
+window_calls(map { random_call('cpu') } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, full ring, random values',
              usec_per_call('evalsha') . ' us/call'];
 
-$redis->cli_pipe(map { campaign_call('camp', $_) } 1 .. 200);
+window_calls(map { campaign_call('camp', $_) } 1 .. 200);
 $redis->cli('CONFIG', 'RESETSTAT');
-$redis->cli_pipe(map { campaign_call('camp', $_) } 1 .. $opt{calls});
+window_calls(map { campaign_call('camp', $_) } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, full ring, one template, 3 topics',
              usec_per_call('evalsha') . ' us/call'];
 
 $redis->cli('CONFIG', 'RESETSTAT');
-$redis->cli_pipe(map { random_call("few$_") } 1 .. $opt{calls});
+window_calls(map { random_call("few$_") } 1 .. $opt{calls});
 push @rows, ['window EVALSHA, new key each call',
              usec_per_call('evalsha') . ' us/call'];
 

@@ -28,14 +28,16 @@ KEYS[2]  <prefix>:{<tag>}:c<bucket + 1>   the same way
 ARGV[1]  key_id     the requesting key's id
 ARGV[2]  window_ms  the bucket width; the current bucket is kept one
                     window, the next one two
-ARGV[3]  mode       "count" (also when absent) or "conv"
+ARGV[3]  mode       "count" (also when absent), "add" (count mode's
+                    keys, the key is added and nothing counted: a
+                    gateway that holds a recent count) or "conv"
 
 Reply, mode count: { distinct key ids seen since the start of the
 previous bucket, distinct key ids among them that held a verified
 conversation opened with this value (0 for networks) }.  That is over
 the last window_ms plus the time since the current bucket started,
 i.e. between one and two windows.  HyperLogLog estimates: standard
-error 0.81 %, close to exact for small counts.  Mode conv: 0.
+error 0.81 %, close to exact for small counts.  Modes add and conv: 0.
 ]]
 
 local window = tonumber(ARGV[2])
@@ -44,12 +46,17 @@ if not window or window < 1 then
 end
 window = math.floor(window)
 
-redis.call('PFADD', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], window)
-redis.call('PFADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], 2 * window)
+-- the TTL is set when an HLL changes (and so when it is created): it
+-- covers the buckets that read it, and a key already in it costs no
+-- more than the PFADD
+if redis.call('PFADD', KEYS[1], ARGV[1]) == 1 then
+    redis.call('PEXPIRE', KEYS[1], window)
+end
+if redis.call('PFADD', KEYS[2], ARGV[1]) == 1 then
+    redis.call('PEXPIRE', KEYS[2], 2 * window)
+end
 
-if ARGV[3] == 'conv' then
+if ARGV[3] == 'conv' or ARGV[3] == 'add' then
     return 0
 end
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "dg_cmd.h"
+#include "dg_profile.h"
 #include "dg_state.h"
 
 
@@ -123,6 +124,28 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
              | dg_cmd_addf(cmd, "%.*s:events", (int) req->prefix_len,
                            req->prefix)
              | dg_cmd_addf(cmd, "%d", DG_MONITOR_TTL_MS);
+        break;
+
+    case 7:
+        /*
+         * The window's header says the key has a state hash: the window
+         * script reads the hash only then (doc/redis-keys.md)
+         */
+        rc = dg_cmd_add(cmd, "SETRANGE", 8)
+             | dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
+                           req->prefix, req->key_id)
+             | dg_cmd_addf(cmd, "%d", DG_WIN_HDR - 1)
+             | dg_cmd_add(cmd, "\001", 1);
+        break;
+
+    case 8:
+        /* the window was there (this request's script wrote it), but
+         * should it have expired since, the one SETRANGE made has a TTL */
+        rc = dg_cmd_add(cmd, "PEXPIRE", 7)
+             | dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
+                           req->prefix, req->key_id)
+             | dg_cmd_addf(cmd, "%llu", (unsigned long long) req->ttl_ms)
+             | dg_cmd_add(cmd, "NX", 2);
         break;
 
     default:

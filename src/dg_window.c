@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dg_cmd.h"
+#include "dg_profile.h"
 #include "dg_window.h"
 
 
@@ -31,7 +32,8 @@ static size_t dg_milli(char *buf, size_t size, int64_t v);
 int
 dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
 {
-    unsigned              flags;
+    char                  args[DG_WARGS_LEN];
+    uint64_t              v[DG_WARG_N];
     const dg_features_t  *f;
 
     f = req->features;
@@ -46,29 +48,77 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    flags = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0)
-            | (f->tokens >= DG_MESSAGE_TOKENS ? 4 : 0);
+    v[DG_WARG_WINDOW_MS] = req->window_ms;
+    v[DG_WARG_TOPIC] = f->topic;
+    v[DG_WARG_HEAD] = dg_fold12(f->template_head);
+    v[DG_WARG_TAIL] = dg_fold12(f->template_tail);
+    v[DG_WARG_FLAGS] = (f->prior == 0 ? 1 : 0) | (f->cot > 0 ? 2 : 0)
+                       | (f->tokens >= DG_MESSAGE_TOKENS ? 4 : 0);
+    v[DG_WARG_BYTES] = f->bytes;
+    /* the tests' clock; 0: Redis's TIME */
+    v[DG_WARG_NOW_MS] = req->clock_ms;
+    v[DG_WARG_THROTTLE_MS] = req->throttle_ms;
+    v[DG_WARG_RATE_MS] = req->rate_ms;
+    v[DG_WARG_RATE_BURST] = req->rate_burst;
+    v[DG_WARG_SHADOW] = req->shadow;
+    v[DG_WARG_TOPIC_LAST] = f->topic_last;
+    v[DG_WARG_SENT] = dg_fold16(f->sent);
+    v[DG_WARG_PRIOR] = dg_fold16(f->prior);
+    v[DG_WARG_OPENING] = dg_fold16(f->opening);
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
         || dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                        req->prefix, req->key_id) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->window_ms) != 0
-        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->template_head) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->template_tail) != 0
-        || dg_cmd_addf(cmd, "%u", flags) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->bytes) != 0
-        /* ARGV[7], the clock of the tests, is empty: Redis's TIME */
-        || dg_cmd_add(cmd, "", 0) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->throttle_ms) != 0
-        || dg_cmd_addf(cmd, "%" PRIu64, req->rate_ms) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, req->rate_burst) != 0
-        || dg_cmd_add(cmd, req->shadow ? "1" : "0", 1) != 0
-        || dg_cmd_addf(cmd, "%u", (unsigned) f->topic_last) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->sent) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->prior) != 0
-        || dg_cmd_addf(cmd, "%" PRIu32, f->opening) != 0)
+        || dg_cmd_add(cmd, args, dg_window_pack(args, v)) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+size_t
+dg_window_pack(char *buf, const uint64_t *v)
+{
+    int             i;
+    unsigned        k;
+    unsigned char  *p;
+
+    static const unsigned char  size[DG_WARG_N] = {
+        4, 2, 2, 2, 1, 5, 6, 4, 4, 4, 1, 2, 2, 2, 2
+    };
+
+    p = (unsigned char *) buf;
+
+    for (i = 0; i < DG_WARG_N; i++) {
+        for (k = 0; k < size[i]; k++) {
+            *p++ = (unsigned char) (v[i] >> (8 * k));
+        }
+    }
+
+    return (size_t) (p - (unsigned char *) buf);
+}
+
+
+int
+dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
+{
+    dg_cmd_init(cmd);
+
+    if (req->prefix == NULL || req->key_id == NULL
+        || req->prefix_len > 0x7fffffff
+        || !dg_window_valid(req->prefix, req->prefix_len)
+        || !dg_window_valid(req->key_id, strlen(req->key_id))
+        || req->key_id[0] == '\0')
+    {
+        return -1;
+    }
+
+    if (dg_cmd_add(cmd, "GET", 3) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0)
     {
         return -1;
     }
@@ -230,6 +280,11 @@ dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
 
     conv = (n > 1 && v[1] > 0) ? v[1] : 0;
 
+    if (which < DG_FANOUT_N) {
+        prof->fanout_keys[which] = v[0];
+        prof->fanout_conv[which] = conv;
+    }
+
     if (which == DG_FANOUT_SUBNET) {
         prof->subnet_keys = v[0];
         return 0;
@@ -241,37 +296,6 @@ dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
         prof->template_keys = v[0];
         prof->template_conv = conv;
     }
-
-    return 0;
-}
-
-
-int
-dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n)
-{
-    /* later script versions append fields: they are ignored here */
-    if (n < DG_PROF_NFIELDS) {
-        return -1;
-    }
-
-    /* template_keys and subnet_keys come from other replies: kept */
-    memcpy(prof->v, v, sizeof(prof->v));
-
-    prof->state = n > DG_LIM_STATE ? v[DG_LIM_STATE] : 0;
-    prof->penalty_ms = n > DG_LIM_PENALTY_MS ? v[DG_LIM_PENALTY_MS] : 0;
-    prof->refused = n > DG_LIM_REFUSED ? v[DG_LIM_REFUSED] : 0;
-    prof->retry_ms = n > DG_LIM_RETRY_MS ? v[DG_LIM_RETRY_MS] : 0;
-    prof->remaining = n > DG_LIM_REMAINING ? v[DG_LIM_REMAINING] : 0;
-    prof->now_ms = n > DG_LIM_NOW_MS ? v[DG_LIM_NOW_MS] : 0;
-    prof->verified_milli = n > DG_PROV_VERIFIED_MILLI
-                           ? v[DG_PROV_VERIFIED_MILLI] : 0;
-    prof->fabricated_milli = n > DG_PROV_FABRICATED_MILLI
-                             ? v[DG_PROV_FABRICATED_MILLI] : 0;
-    prof->prefix_milli = n > DG_PROV_PREFIX_MILLI
-                         ? v[DG_PROV_PREFIX_MILLI] : 0;
-    prof->provenance = n > DG_PROV_THIS ? v[DG_PROV_THIS] : 0;
-    prof->scripted_milli = n > DG_PROV_SCRIPTED_MILLI
-                           ? v[DG_PROV_SCRIPTED_MILLI] : 0;
 
     return 0;
 }

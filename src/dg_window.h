@@ -3,9 +3,11 @@
  *
  * The module sends, pipelined on one connection, one EVALSHA of the
  * window script (every key it touches carries the hash tag {key_id}) and
- * one EVALSHA of the fan-out script per cross-key counter (template head,
- * template tail, client network).  This file builds those commands and
- * reads their replies; it knows no nginx and no hiredis.
+ * the EVALSHA of the fan-out script for the cross-key counters (template
+ * head, template tail, client network) whose count it does not hold
+ * (src/dg_fanout.c).  This file builds those commands and reads the
+ * fan-out replies; src/dg_profile.c reads the window's.  It knows no
+ * nginx and no hiredis.
  */
 
 #ifndef DG_WINDOW_H
@@ -25,7 +27,7 @@
                                            message, not an "ok, thanks" */
 
 
-/* order of the integers the window script returns */
+/* the fields of a window profile, in dg_profile_t.v */
 enum {
     DG_PROF_REQUESTS = 0,               /* sliding count */
     DG_PROF_SAMPLE,                     /* requests the shares are over */
@@ -42,27 +44,37 @@ enum {
 };
 
 
-/* the key's limiter state, after the profile in the same reply */
+/*
+ * The window script's one argument after the keys: these values, packed
+ * little-endian in DG_WARGS_LEN bytes (doc/redis-keys.md, "The script's
+ * arguments and reply"): one argument is parsed by one struct.unpack,
+ * where fifteen cost the script a third of its time.
+ */
 enum {
-    DG_LIM_STATE = DG_PROF_NFIELDS,     /* 0 pass, 1 tag, 2 throttle */
-    DG_LIM_PENALTY_MS,                  /* penalty left */
-    DG_LIM_REFUSED,                     /* 0, 1 by the throttle, 2 by rate */
-    DG_LIM_RETRY_MS,                    /* when a refused request may retry */
-    DG_LIM_REMAINING,                   /* requests left in the burst */
-    DG_LIM_NOW_MS,                      /* Redis's clock */
-    DG_LIM_END
+    DG_WARG_WINDOW_MS = 0,              /* u32 */
+    DG_WARG_TOPIC,                      /* u16 */
+    DG_WARG_HEAD,                       /* u16, folded to 12 bits */
+    DG_WARG_TAIL,                       /* u16, folded to 12 bits */
+    DG_WARG_FLAGS,                      /* u8: 1 one-shot, 2 cot, 4 a
+                                           message of DG_MESSAGE_TOKENS */
+    DG_WARG_BYTES,                      /* u40 */
+    DG_WARG_NOW_MS,                     /* u48: 0, or the tests' clock */
+    DG_WARG_THROTTLE_MS,                /* u32 */
+    DG_WARG_RATE_MS,                    /* u32 */
+    DG_WARG_RATE_BURST,                 /* u32 */
+    DG_WARG_SHADOW,                     /* u8 */
+    DG_WARG_TOPIC_LAST,                 /* u16 */
+    DG_WARG_SENT,                       /* u16, folded */
+    DG_WARG_PRIOR,                      /* u16, folded */
+    DG_WARG_OPENING,                    /* u16, folded */
+    DG_WARG_N
 };
 
+#define DG_WARGS_LEN        43
 
-/* the provenance of histories, after the limiter in the same reply */
-enum {
-    DG_PROV_VERIFIED_MILLI = DG_LIM_END, /* shares of the window sample */
-    DG_PROV_FABRICATED_MILLI,
-    DG_PROV_PREFIX_MILLI,
-    DG_PROV_THIS,                       /* this request: dg_provenance_t */
-    DG_PROV_SCRIPTED_MILLI,             /* follow-ups resent verbatim */
-    DG_REPLY_NFIELDS
-};
+
+/* packs v[DG_WARG_N] into buf (DG_WARGS_LEN bytes); returns the length */
+size_t dg_window_pack(char *buf, const uint64_t *v);
 
 
 /* what a request's claimed history is (see src/dg_window.lua) */
@@ -82,28 +94,6 @@ typedef enum {
 } dg_refused_t;
 
 
-typedef struct {
-    int64_t             v[DG_PROF_NFIELDS];
-    int64_t             template_keys;  /* distinct keys on this template */
-    int64_t             template_conv;  /* of them, keys that held verified
-                                           conversations opened with it */
-    int64_t             subnet_keys;    /* distinct keys on this network */
-
-    int64_t             verified_milli; /* DG_PROV_* fields, 0 if absent */
-    int64_t             fabricated_milli;
-    int64_t             prefix_milli;
-    int64_t             provenance;
-    int64_t             scripted_milli;
-
-    int64_t             state;          /* DG_LIM_* fields, 0 if absent */
-    int64_t             penalty_ms;
-    int64_t             refused;
-    int64_t             retry_ms;
-    int64_t             remaining;
-    int64_t             now_ms;
-} dg_profile_t;
-
-
 typedef enum {
     DG_FANOUT_HEAD = 0,
     DG_FANOUT_TAIL,
@@ -113,12 +103,41 @@ typedef enum {
 
 
 typedef struct {
+    int64_t             v[DG_PROF_NFIELDS];
+    int64_t             fanout_keys[DG_FANOUT_N];  /* what each counter
+                                                      answered */
+    int64_t             fanout_conv[DG_FANOUT_N];
+    int64_t             template_keys;  /* distinct keys on this template */
+    int64_t             template_conv;  /* of them, keys that held verified
+                                           conversations opened with it */
+    int64_t             subnet_keys;    /* distinct keys on this network */
+
+    int64_t             verified_milli; /* shares of the sample */
+    int64_t             scripted_milli; /* verified follow-ups this key
+                                           sent in another conversation */
+    int64_t             fabricated_milli;
+    int64_t             prefix_milli;
+    int64_t             provenance;
+
+    int64_t             state;          /* the limiter's reply */
+    int64_t             penalty_ms;
+    int64_t             refused;
+    int64_t             retry_ms;
+    int64_t             remaining;
+    int64_t             now_ms;
+} dg_profile_t;
+
+
+typedef struct {
     const char         *prefix;         /* key prefix, "dg" by default */
     size_t              prefix_len;
     const char         *key_id;         /* DG_KEY_ID_LEN hex digits */
     uint64_t            window_ms;
     uint64_t            now_ms;         /* gateway clock: names the buckets
                                            of the cross-key counters */
+    uint64_t            clock_ms;       /* tests only: the window script's
+                                           clock instead of Redis's TIME;
+                                           0: TIME */
     const dg_features_t *features;
     const char         *subnet;         /* "192.0.2" or "2001:db8:1"; may be
                                            NULL */
@@ -149,14 +168,22 @@ extern const size_t     dg_fanout_lua_len;
 
 /*
  * Fill cmd with EVALSHA (sha != NULL) or EVAL (sha == NULL, sends the
- * script text: loads it after a NOSCRIPT) of the window script: one key,
- * <prefix>:{<key_id>}:w.  The strings are copied into cmd->buf, except
+ * script text: loads it after a NOSCRIPT) of the window script: keys
+ * <prefix>:{<key_id>}:w and :s; fingerprints are sent folded as the
+ * window stores them (dg_fold12, dg_fold16 in src/dg_profile.h).  The
+ * strings are copied into cmd->buf, except
  * the script text, which is referred to.  Returns 0, or -1 when the
  * arguments do not fit or are invalid (no features, window_ms 0 or
  * >= 2^31, a brace in the prefix or key id).
  */
 int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     const char *sha);
+
+/*
+ * GET <prefix>:{<key_id>}:w: the window as the script left it, sent right
+ * after the script in the same pipeline.  0, or -1 on bad arguments.
+ */
+int dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 
 /*
  * The same for one cross-key counter; returns 1 when there is nothing to
@@ -183,13 +210,6 @@ int dg_fanout_conv_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
  */
 int dg_fanout_reply(dg_profile_t *prof, dg_fanout_t which, const int64_t *v,
     size_t n);
-
-/*
- * store the window script's integer array reply; -1 if n is too short.
- * Elements past DG_PROF_NFIELDS are ignored; template_keys and
- * subnet_keys are left as they are (they come from the fan-out replies).
- */
-int dg_profile_set(dg_profile_t *prof, const int64_t *v, size_t n);
 
 /* compact JSON object of the profile, NUL-terminated; returns length */
 size_t dg_profile_json(const dg_profile_t *prof, char *buf, size_t size);

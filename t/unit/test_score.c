@@ -144,6 +144,12 @@ test_fanout(void **state)
     p.template_keys = 5;
     assert_true(score(&p, NULL) >= 400);
 
+    /* a key's first request tags; from its third one-shot it counts in
+     * full (src/dg_score.c, dg_fanout_strength) */
+    p.template_keys = 40;
+    assert_true(score(&p, NULL) >= 500);
+    assert_true(score(&p, NULL) < 800);
+
     p.template_keys = 40;
     assert_int_equal(score(&p, &sig), 540);
     assert_int_equal(sig, 1u << DG_SIG_FANOUT);

@@ -1,0 +1,91 @@
+/*
+ * distill-guard engine: a key's window profile, computed in the gateway
+ * from the window value the window script returns (src/dg_window.lua).
+ * The layout of that value is documented in doc/redis-keys.md ("The
+ * window value"); these constants must agree with it and with the
+ * script.
+ */
+
+#ifndef DG_PROFILE_H
+#define DG_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dg_window.h"
+
+
+#define DG_WIN_VERSION      5
+#define DG_WIN_RING         128         /* records */
+#define DG_WIN_SUBW         16          /* sub-windows of the window */
+#define DG_WIN_NB           (DG_WIN_SUBW + 1)
+#define DG_WIN_HDR          14          /* its last byte: the key has a
+                                           state hash */
+#define DG_WIN_BSZ          9           /* sub-window counter */
+#define DG_WIN_RSZ          12          /* ring record */
+#define DG_WIN_ROFF         (DG_WIN_HDR + DG_WIN_NB * DG_WIN_BSZ)
+#define DG_WIN_SIZE         (DG_WIN_ROFF + DG_WIN_RING * DG_WIN_RSZ)
+
+
+/* the window script's reply: one string of these, packed */
+enum {
+    DG_WREPLY_NOW_MS = 0,               /* u48 */
+    DG_WREPLY_PROVENANCE,               /* u8 */
+    DG_WREPLY_SLOT,                     /* u8: where the record went */
+    DG_WREPLY_STATE,                    /* u8 */
+    DG_WREPLY_REFUSED,                  /* u8 */
+    DG_WREPLY_PENALTY_MS,               /* u48 */
+    DG_WREPLY_RETRY_MS,                 /* u48 */
+    DG_WREPLY_REMAINING,                /* u32 */
+    DG_WREPLY_N
+};
+
+#define DG_WREPLY_LEN       26
+
+
+/*
+ * The window script's reply string unpacked into v[DG_WREPLY_N]; returns
+ * DG_WREPLY_N, or 0 when it is not such a reply.
+ */
+size_t dg_window_unpack(const char *reply, size_t len, int64_t *v);
+
+
+/*
+ * What the ring stores of a fingerprint: template heads and tails in 12
+ * bits, conversation fingerprints (sent, prior, history) in 16; 0 stays
+ * 0 ("none") and nothing else becomes 0.
+ */
+uint32_t dg_fold12(uint32_t fp);
+uint32_t dg_fold16(uint32_t fp);
+
+/*
+ * Decodes a window value and computes the profile fields (prof->v, and
+ * the provenance shares) as of now_ms on Redis's clock.  Returns -1 when
+ * the value is not a window of this version holding at least one record;
+ * prof is then left as it was.
+ */
+int dg_profile_compute(dg_profile_t *prof, const char *value, size_t len,
+    uint64_t window_ms, int64_t now_ms);
+
+/*
+ * The window script's reply, n integers in DG_WREPLY_* order, and the
+ * value that the GET after it read.  Fills the profile and the
+ * limiter fields; -1 if it is not a valid reply.  template_keys,
+ * template_conv and subnet_keys are left as they are (the fan-out
+ * replies set them).
+ */
+int dg_window_reply(dg_profile_t *prof, uint64_t window_ms,
+    const char *value, size_t len, const int64_t *v, size_t n);
+
+/*
+ * Whether the window holds, besides this request's record (in slot),
+ * a one-shot request of this key with the same folded template head
+ * (which: DG_FANOUT_HEAD) or tail at or after since_ms: that request
+ * added the key to the template's fan-out counter already.
+ */
+int dg_profile_sent_template(const char *value, size_t len,
+    uint64_t window_ms, int64_t now_ms, unsigned slot, dg_fanout_t which,
+    uint32_t fp, int64_t since_ms);
+
+
+#endif /* DG_PROFILE_H */
