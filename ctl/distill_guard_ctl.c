@@ -797,6 +797,16 @@ ctl_top(ctl_t *c, long n)
 }
 
 
+static const char *
+ctl_provenance_name(unsigned p)
+{
+    static const char  *name[] = { "none", "verified", "fabricated",
+                                   "prefix" };
+
+    return name[p & 3];
+}
+
+
 static json_t *
 ctl_profile_json(dg_window_state_t *ws)
 {
@@ -876,18 +886,23 @@ ctl_show(ctl_t *c, const char *key_id)
 
         for (i = 0; i < ws->nrec; i++) {
             rec = &ws->rec[i];
-            snprintf(buf, 9, "%08x", rec->head);
-            snprintf(buf + 16, 9, "%08x", rec->tail);
+            snprintf(buf, 4, "%03x", rec->head);
+            snprintf(buf + 4, 4, "%03x", rec->tail);
+            snprintf(buf + 8, 5, "%04x", rec->sent);
+            snprintf(buf + 16, 5, "%04x", rec->opening);
             json_array_append_new(recs, json_pack(
-                "{s:I, s:I, s:i, s:b, s:b, s:s, s:s, s:I}",
+                "{s:I, s:I, s:i, s:s, s:b, s:b, s:b, s:s, s:s, s:s, s:s}",
                 "ts_ms", (json_int_t) rec->ts,
                 "age_ms", (json_int_t) rec->age_ms,
                 "topic", (int) rec->topic,
+                "provenance", ctl_provenance_name(rec->provenance),
                 "single_turn", (int) rec->single_turn,
+                "scripted", (int) rec->scripted,
                 "cot", (int) rec->cot,
                 "head", buf,
-                "tail", buf + 16,
-                "bytes", (json_int_t) rec->bytes));
+                "tail", buf + 4,
+                "sent", buf + 8,
+                "opening", buf + 16));
         }
 
         j = json_pack("{s:s, s:s, s:I, s:I, s:f, s:s, s:b}",
@@ -902,7 +917,7 @@ ctl_show(ctl_t *c, const char *key_id)
 
         if (w->type == REDIS_REPLY_STRING) {
             json_object_set_new(j, "window", json_pack(
-                "{s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:o, s:o}",
+                "{s:I, s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:o, s:o}",
                 "window_ms", (json_int_t) ws->window_ms,
                 "ttl_ms", (json_int_t) ttl->integer,
                 "now_ms", (json_int_t) now,
@@ -910,6 +925,7 @@ ctl_show(ctl_t *c, const char *key_id)
                 "ring", (int) ws->n,
                 "subwindow_ms", (json_int_t) ws->subwindow_ms,
                 "last_subwindow", (json_int_t) ws->last_subwindow,
+                "newest_ms", (json_int_t) ws->newest_ms,
                 "profile", ctl_profile_json(ws),
                 "records", recs));
 
@@ -966,15 +982,18 @@ ctl_show(ctl_t *c, const char *key_id)
     printf("bytes           %llu\n", (unsigned long long) ws->bytes);
 
     from = (c->all || ws->nrec <= 20) ? 0 : ws->nrec - 20;
-    printf("\n%-6s  %-10s  %-5s  %-6s  %-3s  %-8s  %-8s  %s\n", "#",
-           "AGE_MS", "TOPIC", "SINGLE", "COT", "HEAD", "TAIL", "BYTES");
+    printf("\n%-6s  %-10s  %-5s  %-10s  %-6s  %-3s  %-8s  %-4s  %-4s  "
+           "%-4s  %s\n", "#", "AGE_MS", "TOPIC", "PROVENANCE", "SINGLE",
+           "COT", "SCRIPTED", "HEAD", "TAIL", "SENT", "OPENING");
 
     for (i = from; i < ws->nrec; i++) {
         rec = &ws->rec[i];
-        printf("%-6u  %-10llu  %-5u  %-6s  %-3s  %08x  %08x  %u\n", i + 1,
-               (unsigned long long) rec->age_ms, rec->topic,
+        printf("%-6u  %-10llu  %-5u  %-10s  %-6s  %-3s  %-8s  %03x   %03x   "
+               "%04x  %04x\n", i + 1, (unsigned long long) rec->age_ms,
+               rec->topic, ctl_provenance_name(rec->provenance),
                rec->single_turn ? "yes" : "no", rec->cot ? "yes" : "no",
-               rec->head, rec->tail, rec->bytes);
+               rec->scripted ? "yes" : "no", rec->head, rec->tail,
+               rec->sent, rec->opening);
     }
 
 done:

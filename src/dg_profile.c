@@ -203,6 +203,91 @@ dg_profile_sent_template(const char *value, size_t len, uint64_t window_ms,
 }
 
 
+int
+dg_profile_header(dg_win_header_t *hdr, const char *value, size_t len)
+{
+    const unsigned char  *p;
+
+    p = (const unsigned char *) value;
+
+    if (value == NULL || len != DG_WIN_SIZE) {
+        return DG_WIN_ESIZE;
+    }
+
+    memset(hdr, 0, sizeof(dg_win_header_t));
+
+    hdr->version = p[0];
+    hdr->n = p[1];
+    hdr->next = p[2];
+    hdr->subwindow_ms = dg_le(p + 3, 4);
+    hdr->newest_ms = (int64_t) dg_le(p + 7, 6);
+    hdr->has_state = p[13];
+    hdr->window_ms = hdr->subwindow_ms * DG_WIN_SUBW;
+    hdr->ring = DG_WIN_RING;
+
+    if (hdr->version != DG_WIN_VERSION) {
+        return DG_WIN_EVERSION;
+    }
+
+    /* what dg_win_open refuses */
+    if (hdr->n == 0 || hdr->n > DG_WIN_RING || hdr->next >= DG_WIN_RING
+        || (hdr->n < DG_WIN_RING && hdr->next != hdr->n)
+        || hdr->subwindow_ms == 0)
+    {
+        return DG_WIN_EHEADER;
+    }
+
+    return 0;
+}
+
+
+int
+dg_profile_records(dg_win_record_t *rec, const char *value, size_t len,
+    uint64_t window_ms, int64_t now_ms)
+{
+    int                   rc;
+    unsigned              k, tf;
+    dg_win_t              win;
+    dg_recs_t             r;
+    dg_win_header_t       hdr;
+    const unsigned char  *p;
+
+    rc = dg_profile_header(&hdr, value, len);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (dg_win_open(&win, value, len, window_ms) != 0) {
+        return DG_WIN_EHEADER;
+    }
+
+    dg_win_records(&win, &r, now_ms, now_ms - (int64_t) window_ms);
+
+    for (k = 0; k < r.sample; k++) {
+        p = win.p + DG_WIN_ROFF + r.slot[k] * DG_WIN_RSZ;
+        tf = r.tf[k];
+
+        rec[k].ts_ms = r.ts[k];
+        rec[k].slot = r.slot[k];
+        rec[k].topic = tf & 0xfff;
+        rec[k].head = r.ht[k] & 0xfff;
+        rec[k].tail = r.ht[k] >> 12;
+        rec[k].sent = (unsigned) dg_le(p + 8, 2);
+        rec[k].opening = (unsigned) dg_le(p + 10, 2);
+        rec[k].provenance = tf >> 14;
+        rec[k].one_shot = (rec[k].provenance == DG_PROVENANCE_NONE
+                           || rec[k].provenance == DG_PROVENANCE_FABRICATED);
+        rec[k].cot = (tf >> 13) & 1;
+
+        /* as dg_win_sample counts it */
+        rec[k].scripted = (rec[k].provenance == DG_PROVENANCE_VERIFIED
+                           && ((tf >> 12) & 1));
+    }
+
+    return (int) r.sample;
+}
+
+
 static int
 dg_win_open(dg_win_t *win, const char *value, size_t len, uint64_t window_ms)
 {

@@ -88,4 +88,56 @@ int dg_profile_sent_template(const char *value, size_t len,
     uint32_t fp, int64_t since_ms);
 
 
+/*
+ * The header of a window value, and a record of it decoded, for the
+ * operator's tools (src/dg_window_state.c): the layout stays known here
+ * only.
+ */
+typedef struct {
+    unsigned            version;
+    unsigned            n;              /* records in the ring */
+    unsigned            next;           /* the slot written next */
+    unsigned            has_state;      /* the key has a state hash */
+    uint64_t            subwindow_ms;
+    int64_t             newest_ms;      /* time of the newest record */
+    uint64_t            window_ms;      /* subwindow_ms * DG_WIN_SUBW: the
+                                           window, to a sub-window */
+    unsigned            ring;           /* DG_WIN_RING */
+} dg_win_header_t;
+
+typedef struct {
+    int64_t             ts_ms;          /* rebuilt, Redis's clock */
+    unsigned            slot;
+    unsigned            topic;          /* bucket, 0 .. 4095 */
+    unsigned            head;           /* folded to 12 bits; 0: none */
+    unsigned            tail;
+    unsigned            sent;           /* folded to 16 bits */
+    unsigned            opening;
+    unsigned            provenance;     /* dg_provenance_t */
+    unsigned            one_shot:1;     /* provenance none or fabricated */
+    unsigned            cot:1;
+    unsigned            scripted:1;     /* a verified follow-up this key
+                                           sent in another conversation */
+} dg_win_record_t;
+
+#define DG_WIN_ESIZE        -1
+#define DG_WIN_EVERSION     -2
+#define DG_WIN_EHEADER      -3
+
+/*
+ * The header of a window value; 0, or DG_WIN_ESIZE, DG_WIN_EVERSION or
+ * DG_WIN_EHEADER (a header the script never writes).
+ */
+int dg_profile_header(dg_win_header_t *hdr, const char *value, size_t len);
+
+/*
+ * The records inside the window as of now_ms (newer than now_ms -
+ * window_ms), oldest first, into rec[DG_WIN_RING], decoded as
+ * dg_profile_compute reads them; returns their number, or a
+ * dg_profile_header error.
+ */
+int dg_profile_records(dg_win_record_t *rec, const char *value, size_t len,
+    uint64_t window_ms, int64_t now_ms);
+
+
 #endif /* DG_PROFILE_H */

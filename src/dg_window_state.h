@@ -1,10 +1,11 @@
 /*
- * distill-guard engine: the decoder of a key's window state, the binary
- * STRING <prefix>:{<key_id>}:w that src/dg_window.lua writes, for the
- * operator's tools.  The one place outside the script that knows its
- * layout: t/50-ctl.t decodes what the real script wrote and compares it
- * with the script's own reply, so a change of layout fails a test.
- * Plain C, no nginx, no Redis client.
+ * distill-guard engine: a key's window state, the binary STRING
+ * <prefix>:{<key_id>}:w that src/dg_window.lua writes, decoded for the
+ * operator's tools.  A thin layer over src/dg_profile.c, the one place
+ * in C that knows the layout: the records are decoded and the profile
+ * computed there, as the gateway does.  t/50-ctl.t compares what the
+ * CLI shows with what the real script was sent and what the engine
+ * computed.  Plain C, no nginx, no Redis client.
  */
 
 #ifndef DG_WINDOW_STATE_H
@@ -13,24 +14,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dg_profile.h"
 
-#define DG_WS_VERSION       4
-#define DG_WS_RING          128
-#define DG_WS_SUBW          32
-#define DG_WS_SIZE          (15 + (DG_WS_SUBW + 1) * 10 + DG_WS_RING * 29)
+
+#define DG_WS_RING          DG_WIN_RING
 
 
 typedef struct {
     uint64_t            ts;             /* ms since the epoch, rebuilt */
     uint64_t            age_ms;
-    uint32_t            topic;
-    uint32_t            head;           /* template fingerprints, 0: none */
+    uint32_t            topic;          /* bucket, 0 .. 4095 */
+    uint32_t            head;           /* template fingerprints folded
+                                           to 12 bits, 0: none */
     uint32_t            tail;
-    uint32_t            bytes;
-    uint32_t            sent;           /* provenance fingerprints */
-    uint32_t            opening;
+    uint32_t            sent;           /* last user turn, 16 bits */
+    uint32_t            opening;        /* the conversation's first user
+                                           turn, 16 bits */
     unsigned            provenance:2;   /* dg_provenance_t */
-    unsigned            single_turn:1;  /* one-shot */
+    unsigned            single_turn:1;  /* one-shot: provenance none or
+                                           fabricated */
     unsigned            cot:1;
     unsigned            scripted:1;
 } dg_ws_record_t;
@@ -41,17 +43,19 @@ typedef struct {
     unsigned            version;
     unsigned            n;              /* records in the ring */
     unsigned            next;           /* the slot written next */
+    unsigned            has_state;
     uint32_t            subwindow_ms;
     uint64_t            last_subwindow;
+    uint64_t            newest_ms;
 
-    uint64_t            window_ms;      /* as given, or subwindow_ms * 32 */
+    uint64_t            window_ms;      /* as given, or subwindow_ms * 16 */
     uint64_t            now_ms;
 
     /* the records inside the window, oldest first */
     unsigned            nrec;
     dg_ws_record_t      rec[DG_WS_RING];
 
-    /* the profile over them, as the script computes it (DG_PROF_*) */
+    /* the profile over them, as the gateway computes it (DG_PROF_*) */
     uint64_t            requests;       /* with the sub-window counters */
     uint64_t            sample;
     uint64_t            topics;
@@ -73,7 +77,7 @@ typedef struct {
 /*
  * Decodes the value of a window key as of now_ms (Redis's clock);
  * window_ms 0 takes it from the stored sub-window width (exact when the
- * window is a multiple of 32 ms).  Returns 0, or -1 with *err set when
+ * window is a multiple of 16 ms).  Returns 0, or -1 with *err set when
  * the value is not of this layout and version.
  */
 int dg_window_state_decode(dg_window_state_t *ws, const void *data,

@@ -14,7 +14,8 @@ use DG::Util qw(chat templated post key_id http_conf guarded);
 use Time::HiRes qw(sleep time);
 
 my $ROOT = DG::Harness::root();
-my $CTL = $ENV{DG_CTL} || "$ROOT/build/distill-guard-ctl";
+my $BUILD = $ENV{BUILD} || "$ROOT/build";
+my $CTL = $ENV{DG_CTL} || "$BUILD/distill-guard-ctl";
 
 plan skip_all => "$CTL is missing (run make ctl)" unless -x $CTL;
 
@@ -47,6 +48,43 @@ sub ctl_json {
 my $redis = DG::Harness::Redis->start;
 my @R = ('--redis', $redis->addr);
 
+# the engine's own decoding of the window script's replies: the test tool
+# of t/10-window-script.t (build/unit/window_client)
+my $out = `make -s -C $ROOT test-tools BUILD=$BUILD 2>&1`;
+die "make test-tools failed:\n$out" if $?;
+
+my @FIELDS = qw(requests sample topics topic_entropy templates
+                top_template_share single_turn_share cot_share gap_mean_ms
+                gap_cv bytes state penalty_ms refused retry_ms remaining
+                now_ms verified_share fabricated_share prefix_share
+                provenance scripted_share);
+
+# window script calls through window_client: one hashref per call, the
+# profile the engine computed from the value after it, and the
+# provenance the script answered
+sub window_client {
+    my $d = DG::Harness::tempdir_for('ctl');
+    DG::Harness::spit("$d/wc", join '', map { "$_\n" } @_);
+    my @out = split /\n/,
+        `$BUILD/unit/window_client ${\ $redis->port} < $d/wc`;
+    die "window_client failed\n" if $?;
+    return map {
+        my @v = split ' ';
+        die "window_client: unexpected reply: $_\n" if @v != @FIELDS;
+        my %p;
+        @p{@FIELDS} = @v;
+        \%p;
+    } @out;
+}
+
+# what the gateway sends of a template fingerprint (dg_fold12)
+sub fold12 {
+    my ($x) = @_;
+    return 0 unless $x;
+    my $v = ($x ^ ($x >> 12) ^ ($x >> 24)) & 0xfff;
+    return $v || 1;
+}
+
 subtest 'the decoder against the real window script' => sub {
     my $sha = $redis->cli('SCRIPT', 'LOAD',
         DG::Harness::slurp("$ROOT/src/dg_window.lua"));
@@ -57,77 +95,115 @@ subtest 'the decoder against the real window script' => sub {
     my ($s, $us) = split /\n/, $redis->cli('TIME');
     my $now = $s * 1000 + int($us / 1000);
 
+    # each request: [topic, head, tail, flags, bytes, ts, topic_last,
+    # sent, prior, opening]; flags: 2 cot, 4 a long last user turn
     my %case = (
-        # 60 requests: repeated topics, two templates (one head only),
-        # mixed flags, irregular gaps
-        small => [map { [($_ * 7) % 13, $_ % 3 ? 0xabcd : 0,
-                          $_ % 5 ? 0x1234 : 0, $_ % 4, 100 + $_ * 3,
-                          $now - 90_000 + $_ * 1000 + ($_ % 7) * 97] }
-                  0 .. 59],
+        # 60 requests in conversations of four turns: a new one, its
+        # verified follow-up (every other one resending a message of the
+        # previous conversation: scripted), a fabricated history, then a
+        # prefix; repeated topics, two templates (one head only), cot on
+        # some, irregular gaps
+        small => [map {
+            my $i = $_;
+            my $conv = 1000 + int($i / 4);
+            my $turn = $i % 4;
+            my $sent = ($turn == 1 && $i % 8 == 5) ? 2000 + $i - 4
+                     : 2000 + $i;
+            my $prior = $turn == 0 ? 0 : $turn == 1 ? 2000 + $i - 1
+                      : 30000 + $i;
+            [($i * 7) % 13, $i % 3 ? fold12(0x89abcdef) : 0,
+             $i % 5 ? fold12(0x1234) : 0, ($i % 4 & 2) | 4, 100 + $i * 3,
+             $now - 90_000 + $i * 1000 + ($i % 7) * 97, 100 + $i % 11,
+             $sent, $prior, $conv]
+        } 0 .. 59],
         # 200: the ring wraps; the dropped ones come from the counters
-        wrapped => [map { [$_ % 40, 0x77, 0x88, 1, 50 + $_ % 9,
-                           $now - 80_000 + $_ * 350 + ($_ % 3) * 11] }
+        wrapped => [map { [$_ % 40, 0x77, 0x88, 2, 50 + $_ % 9,
+                           $now - 80_000 + $_ * 350 + ($_ % 3) * 11,
+                           $_ % 40, $_ + 1, 0, $_ + 1] }
                     0 .. 199],
-        one => [[5, 0, 0, 1, 42, $now - 1000]],
+        one => [[5, 0, 0, 0, 42, $now - 1000, 5, 7, 0, 7]],
     );
 
     for my $name (sort keys %case) {
         my $id = substr(unpack('H*', $name) . '0000000000000000', 0, 16);
-        my @lines = map {
-            my ($t, $h, $l, $f, $b, $ts) = @$_;
-            "EVALSHA $sha 1 dg:{$id}:w $window $t $h $l $f $b $ts"
-        } @{ $case{$name} };
-        my @out = $redis->cli_pipe(@lines);
-        # the reply: 11 profile fields, 6 of the limiter, 5 of provenance
-        my @last = @out[-22 .. -1];
-        my %want;
-        @want{qw(requests sample topics topic_entropy templates
-                 top_template_share single_turn_share cot_share gap_mean_ms
-                 gap_cv bytes)} = @last[0 .. 10];
+        my @res = window_client(map {
+            my ($t, $h, $l, $f, $b, $ts, $tl, $sent, $prior, $open) = @$_;
+            "EVALSHA $sha 1 dg:{$id}:w $window $t $h $l $f $b $ts 0 0 0 0"
+                . " $tl $sent $prior $open"
+        } @{ $case{$name} });
+        is(scalar @res, scalar @{ $case{$name} }, "$name: every call"
+            . ' decoded by the engine');
+        # the profile the engine computed after the last request
+        my %want = %{ $res[-1] || {} };
 
         my $j = ctl_json(@R, '--json', '--window', '300s', 'show', $id);
         my $p = $j->{window}{profile} || {};
-        is($j->{window}{version}, 4, "$name: version 4");
+        is($j->{window}{version}, 5, "$name: version 5");
         for my $f (qw(sample topics templates gap_mean_ms)) {
             is($p->{$f}, $want{$f}, "$name: $f $want{$f}");
         }
         for my $f (qw(topic_entropy top_template_share single_turn_share
-                      cot_share gap_cv)) {
+                      cot_share gap_cv verified_share fabricated_share
+                      prefix_share scripted_share)) {
             is(sprintf('%.3f', $p->{$f} // -1),
                 sprintf('%.3f', $want{$f} / 1000),
                 "$name: $f " . $want{$f} / 1000);
         }
-        if ($name eq 'wrapped') {
-            cmp_ok(abs(($p->{requests} // 0) - $want{requests}), '<=', 2,
-                "wrapped: requests $p->{requests}, script $want{requests}");
-            is(scalar @{ $j->{window}{records} }, 128, 'wrapped: 128 records');
-        } else {
-            is($p->{requests}, $want{requests}, "$name: requests");
-            is($p->{bytes}, $want{bytes}, "$name: bytes");
-            my $recs = $j->{window}{records};
-            is(scalar @$recs, scalar @{ $case{$name} }, "$name: records");
-            my $c = $case{$name};
-            my @bad = grep {
-                my ($t, $h, $l, $f, $b, $ts) = @{ $c->[$_] };
-                my $r = $recs->[$_];
-                $r->{topic} != $t || hex($r->{head}) != $h
-                    || hex($r->{tail}) != $l || $r->{bytes} != $b
-                    || $r->{ts_ms} != $ts
-                    || ($r->{single_turn} ? 1 : 0) != ($f & 1)
-                    || ($r->{cot} ? 1 : 0) != ($f >> 1 & 1)
-            } 0 .. $#$c;
-            is_deeply(\@bad, [], "$name: every record decodes as sent");
+        if ($name eq 'small') {
+            # every kind of record is there
+            cmp_ok($want{$_}, '>', 0, "small: $_ $want{$_}")
+                for qw(verified_share fabricated_share prefix_share
+                       scripted_share);
         }
+        if ($name eq 'wrapped') {
+            # a little later on Redis's clock: the counters' share of
+            # the sub-window holding the window's start may differ
+            cmp_ok(abs(($p->{requests} // 0) - $want{requests}), '<=', 2,
+                "wrapped: requests $p->{requests}, engine $want{requests}");
+            is(scalar @{ $j->{window}{records} }, 128, 'wrapped: 128 records');
+            next;
+        }
+        is($p->{requests}, $want{requests}, "$name: requests");
+        is($p->{bytes}, $want{bytes}, "$name: bytes");
+        my $recs = $j->{window}{records};
+        is(scalar @$recs, scalar @{ $case{$name} }, "$name: records");
+        my $c = $case{$name};
+        my @prov = qw(none verified fabricated prefix);
+        my @bad = grep {
+            my ($t, $h, $l, $f, $b, $ts, $tl, $sent, $prior, $open) =
+                @{ $c->[$_] };
+            my $r = $recs->[$_];
+            my $pv = $res[$_]{provenance};
+            # the script files a request with no history of its own (none
+            # or prefix) under its last user turn
+            my $topic = ($pv == 0 || $pv == 3) ? $tl : $t;
+            $r->{topic} != $topic || hex($r->{head}) != $h
+                || hex($r->{tail}) != $l || $r->{ts_ms} != $ts
+                || hex($r->{sent}) != $sent || hex($r->{opening}) != $open
+                || $r->{provenance} ne $prov[$pv]
+                || ($r->{single_turn} ? 1 : 0) != ($pv == 0 || $pv == 2)
+                || ($r->{cot} ? 1 : 0) != ($f >> 1 & 1)
+        } 0 .. $#$c;
+        is_deeply(\@bad, [], "$name: every record decodes as sent");
+        my $scripted = grep { $_->{scripted} } @$recs;
+        is(sprintf('%.3f', $scripted / @$recs),
+            sprintf('%.3f', $want{scripted_share} / 1000),
+            "$name: the scripted records");
     }
 
     # a value of another layout is refused, not misread
-    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 4057);
+    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 1703);
     my ($rc, $out, $err) = ctl(@R, 'show', '00000000000000aa');
     is($rc, 2, 'another version: exit 2');
     like($err, qr/not a window of this version/, 'and says so');
+    # the size of version 4
+    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 4057);
+    ($rc, $out, $err) = ctl(@R, 'show', '00000000000000aa');
+    is($rc, 2, 'another size: exit 2');
+    like($err, qr/layout \(size\)/, 'another size: refused');
     $redis->cli('SET', 'dg:{00000000000000aa}:w', 'short');
     ($rc, $out, $err) = ctl(@R, 'show', '00000000000000aa');
-    like($err, qr/layout/, 'another size: refused');
+    like($err, qr/layout/, 'a short value: refused');
 };
 
 my $SECRET = 't50-secret';

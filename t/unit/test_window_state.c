@@ -1,8 +1,10 @@
 /*
- * Unit tests of src/dg_window_state.c on hand-built values: what is
- * refused, times rebuilt across the 2^32 wrap, the window's edge, a
- * clock behind the newest record, the shares.  t/50-ctl.t checks the
- * decoder against the real script.
+ * Unit tests of src/dg_window_state.c on hand-built values (the layout
+ * of doc/redis-keys.md, "The window value", built here as
+ * src/dg_window.lua writes it): what is refused, times rebuilt across
+ * the 2^24 wrap, the window's edge, a clock behind the newest record,
+ * the record fields and the shares, a ring that wrapped.  t/50-ctl.t
+ * checks the CLI against the real script.
  */
 
 #include "dg_test.h"
@@ -10,8 +12,12 @@
 #include "dg_window_state.h"
 
 
-#define T_ROFF      (15 + 33 * 10)
 #define T_WINDOW    60000
+
+
+typedef struct {
+    unsigned char       v[DG_WIN_SIZE];
+} t_win_t;
 
 
 static void
@@ -24,135 +30,290 @@ t_put(unsigned char *p, uint64_t v, unsigned n)
 }
 
 
-/* a value with n records at times ts[] (ms), topic i % 3, flags */
-static void
-t_value(unsigned char *s, const uint64_t *ts, unsigned n, unsigned flags)
+static uint64_t
+t_get(const unsigned char *p, unsigned n)
 {
-    unsigned        i;
-    unsigned char  *r;
+    uint64_t  v;
 
-    memset(s, 0, DG_WS_SIZE);
-    s[0] = DG_WS_VERSION;
-    t_put(s + 1, n, 2);
-    t_put(s + 3, n % DG_WS_RING, 2);
-    t_put(s + 5, T_WINDOW / 32, 4);
-    t_put(s + 9, n ? ts[n - 1] / (T_WINDOW / 32) : 0, 6);
+    v = 0;
 
-    for (i = 0; i < n; i++) {
-        r = s + T_ROFF + i * 29;
-        t_put(r, ts[i] % 4294967296ULL, 4);
-        t_put(r + 4, (i % 3) | (flags << 12), 2);
-        t_put(r + 9, i < 2 ? 0xabcd : 0, 4);
-        t_put(r + 17, 100 + i, 4);
+    while (n-- > 0) {
+        v = (v << 8) | p[n];
     }
+
+    return v;
+}
+
+
+static void
+t_init(t_win_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->v[0] = DG_WIN_VERSION;
+    t_put(t->v + 3, (T_WINDOW + DG_WIN_SUBW - 1) / DG_WIN_SUBW, 4);
+}
+
+
+/* one request at now (ms), as the script adds it; tu is 1 ms here */
+static void
+t_add(t_win_t *t, uint64_t now, unsigned topic, unsigned head,
+    unsigned tail, unsigned flags, unsigned prov, unsigned sent,
+    unsigned opening, uint64_t bytes)
+{
+    unsigned        n, nxt;
+    uint64_t        w, b, last, x;
+    unsigned char  *rec, *bk;
+
+    n = t->v[1];
+    nxt = t->v[2];
+    w = t_get(t->v + 3, 4);
+    last = t_get(t->v + 7, 6) / w;
+    b = now / w;
+
+    /* sub-windows last + 1 .. b start empty */
+    for (x = last + 1; n > 0 && x <= b && x <= last + DG_WIN_NB; x++) {
+        memset(t->v + DG_WIN_HDR + (x % DG_WIN_NB) * DG_WIN_BSZ, 0,
+               DG_WIN_BSZ);
+    }
+
+    bk = t->v + DG_WIN_HDR + (b % DG_WIN_NB) * DG_WIN_BSZ;
+    t_put(bk, t_get(bk, 4) + 1, 4);
+    t_put(bk + 4, t_get(bk + 4, 5) + bytes, 5);
+
+    rec = t->v + DG_WIN_ROFF + nxt * DG_WIN_RSZ;
+    t_put(rec, now % 16777216, 3);
+    t_put(rec + 3, topic | flags << 12 | prov << 14, 2);
+    t_put(rec + 5, head | tail << 12, 3);
+    t_put(rec + 8, sent, 2);
+    t_put(rec + 10, opening, 2);
+
+    t->v[1] = (unsigned char) (n < DG_WIN_RING ? n + 1 : n);
+    t->v[2] = (unsigned char) ((nxt + 1) % DG_WIN_RING);
+    t_put(t->v + 7, now, 6);
+}
+
+
+static int
+t_decode(dg_window_state_t *ws, t_win_t *t, uint64_t now, uint64_t window,
+    const char **err)
+{
+    return dg_window_state_decode(ws, t->v, sizeof(t->v), now, window, err);
 }
 
 
 static void
 test_refused(void **state)
 {
-    unsigned char       s[DG_WS_SIZE];
+    t_win_t             t;
     const char         *err;
     dg_window_state_t   ws;
 
     (void) state;
 
-    t_value(s, NULL, 0, 0);
+    t_init(&t);
+    t_add(&t, 1000000, 1, 0, 0, 0, 0, 1, 1, 10);
 
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE - 1, 1, 0,
+    assert_int_equal(dg_window_state_decode(&ws, t.v, DG_WIN_SIZE - 1,
+                                            1000000, 0, &err), -1);
+    assert_non_null(strstr(err, "size"));
+
+    /* the old layout's size */
+    assert_int_equal(dg_window_state_decode(&ws, t.v, 4057, 1000000, 0,
                                             &err), -1);
     assert_non_null(strstr(err, "size"));
 
-    s[0] = DG_WS_VERSION + 1;
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, 1, 0, &err),
-                     -1);
+    t.v[0] = DG_WIN_VERSION - 1;
+    assert_int_equal(t_decode(&ws, &t, 1000000, 0, &err), -1);
     assert_non_null(strstr(err, "version"));
 
     /* a ring not full whose next slot is not n */
-    t_value(s, NULL, 0, 0);
-    t_put(s + 3, 5, 2);
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, 1, 0, &err),
-                     -1);
+    t.v[0] = DG_WIN_VERSION;
+    t.v[2] = 5;
+    assert_int_equal(t_decode(&ws, &t, 1000000, 0, &err), -1);
+    assert_non_null(strstr(err, "inconsistent"));
 
-    t_value(s, NULL, 0, 0);
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, 1, 0, &err),
-                     0);
+    /* no record: the script never writes that */
+    t_init(&t);
+    assert_int_equal(t_decode(&ws, &t, 1000000, 0, &err), -1);
+
+    t_add(&t, 1000000, 1, 0, 0, 0, 0, 1, 1, 10);
+    assert_int_equal(t_decode(&ws, &t, 1000000, 0, &err), 0);
+    assert_int_equal(ws.version, DG_WIN_VERSION);
+    assert_int_equal(ws.nrec, 1);
+    assert_int_equal(ws.requests, 1);
+    assert_int_equal(ws.bytes, 10);
+    assert_int_equal(ws.window_ms, T_WINDOW);
+    assert_int_equal(ws.subwindow_ms, T_WINDOW / 16);
+
+    /* every record older than the window: decoded, an empty profile */
+    assert_int_equal(t_decode(&ws, &t, 1000000 + T_WINDOW, 0, &err), 0);
     assert_int_equal(ws.nrec, 0);
     assert_int_equal(ws.requests, 0);
-    assert_int_equal(ws.window_ms, T_WINDOW);
+    assert_int_equal(ws.sample, 0);
 }
 
 
 static void
 test_times_and_edge(void **state)
 {
-    unsigned char       s[DG_WS_SIZE];
+    unsigned            i;
     uint64_t            now, ts[4];
+    t_win_t             t;
     const char         *err;
     dg_window_state_t   ws;
 
     (void) state;
 
-    /* across the 2^32 wrap of the stored times */
-    now = 5 * 4294967296ULL + 1000;
+    /* across the 2^24 wrap of the stored times */
+    now = 5 * 16777216ULL + 1000;
     ts[0] = now - 70000;            /* outside the window */
     ts[1] = now - 3000;             /* before the wrap */
-    ts[2] = now - 1000;             /* at the wrap: 0 mod 2^32 */
+    ts[2] = now - 1000;             /* at the wrap: 0 mod 2^24 */
     ts[3] = now - 10;
 
-    t_value(s, ts, 4, 1);
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, now, 0,
-                                            &err), 0);
+    t_init(&t);
+
+    for (i = 0; i < 4; i++) {
+        t_add(&t, ts[i], i % 3, i < 2 ? 0xabc : 0, 0, 0, 0, i + 1, i + 1,
+              100 + i);
+    }
+
+    assert_int_equal(t_decode(&ws, &t, now, 0, &err), 0);
     assert_int_equal(ws.n, 4);
+    assert_int_equal(ws.next, 4);
+    assert_true(ws.newest_ms == ts[3]);
     assert_int_equal(ws.nrec, 3);
     assert_true(ws.rec[0].ts == ts[1]);
     assert_true(ws.rec[1].ts == ts[2]);
     assert_true(ws.rec[2].ts == ts[3]);
     assert_int_equal(ws.rec[2].age_ms, 10);
     assert_int_equal(ws.rec[0].topic, 1);
-    assert_int_equal(ws.rec[0].bytes, 101);
+    assert_int_equal(ws.rec[0].head, 0xabc);
+    assert_int_equal(ws.rec[1].head, 0);
+    assert_int_equal(ws.rec[0].sent, 2);
     assert_int_equal(ws.sample, 3);
+    assert_int_equal(ws.requests, 3);
     assert_int_equal(ws.topics, 3);
     assert_int_equal(ws.templates, 1);
-    /* one head (0xabcd) on record 1 of the three: share 1/3 */
+    /* one head (0xabc) on record 1 of the three: share 1/3 */
     assert_int_equal(ws.top_template_share_milli, 333);
     assert_int_equal(ws.single_turn_share_milli, 1000);
     assert_int_equal(ws.cot_share_milli, 0);
     assert_int_equal(ws.gap_mean_ms, (2000 + 990) / 2);
+    /* bytes only in the sub-window counters */
     assert_int_equal(ws.bytes, 101 + 102 + 103);
 
     /* a longer window given: the oldest one is inside */
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, now, 80000,
-                                            &err), 0);
+    assert_int_equal(t_decode(&ws, &t, now, 80000, &err), 0);
     assert_int_equal(ws.nrec, 4);
+    assert_int_equal(ws.window_ms, 80000);
 
     /* Redis's clock behind the newest record: it is not dropped */
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, now - 500,
-                                            0, &err), 0);
+    assert_int_equal(t_decode(&ws, &t, now - 500, 0, &err), 0);
     assert_int_equal(ws.nrec, 3);
     assert_int_equal(ws.rec[2].age_ms, 0);
 }
 
 
 static void
-test_flags(void **state)
+test_fields(void **state)
 {
-    unsigned char       s[DG_WS_SIZE];
-    uint64_t            ts[2] = { 1000000, 1000100 };
+    t_win_t             t;
     const char         *err;
     dg_window_state_t   ws;
 
     (void) state;
 
-    /* flags 2: reasoning, not single-turn */
-    t_value(s, ts, 2, 2);
-    assert_int_equal(dg_window_state_decode(&ws, s, DG_WS_SIZE, 1000200, 0,
-                                            &err), 0);
-    assert_int_equal(ws.single_turn_share_milli, 0);
-    assert_int_equal(ws.cot_share_milli, 1000);
-    assert_false(ws.rec[0].single_turn);
-    assert_true(ws.rec[0].cot);
+    t_init(&t);
+
+    /* a new conversation; its follow-up, scripted, with reasoning; a
+     * fabricated history; a prefix */
+    t_add(&t, 1000000, 7, 0x123, 0xfed, 0, DG_PROVENANCE_NONE, 0x1111,
+          0x1111, 50);
+    t_add(&t, 1000100, 7, 0x123, 0xfed, 1 | 2, DG_PROVENANCE_VERIFIED,
+          0x2222, 0x1111, 60);
+    t_add(&t, 1000200, 4095, 0, 0, 0, DG_PROVENANCE_FABRICATED, 0xffff,
+          0x3333, 70);
+    t_add(&t, 1000300, 9, 0, 0, 0, DG_PROVENANCE_PREFIX, 0x4444, 0x3333,
+          80);
+
+    assert_int_equal(t_decode(&ws, &t, 1000400, 0, &err), 0);
+    assert_int_equal(ws.nrec, 4);
+
+    assert_int_equal(ws.rec[0].provenance, DG_PROVENANCE_NONE);
+    assert_true(ws.rec[0].single_turn);
+    assert_false(ws.rec[0].scripted);
+    assert_false(ws.rec[0].cot);
+    assert_int_equal(ws.rec[0].head, 0x123);
+    assert_int_equal(ws.rec[0].tail, 0xfed);
+    assert_int_equal(ws.rec[0].sent, 0x1111);
+    assert_int_equal(ws.rec[0].opening, 0x1111);
+
+    assert_int_equal(ws.rec[1].provenance, DG_PROVENANCE_VERIFIED);
+    assert_false(ws.rec[1].single_turn);
+    assert_true(ws.rec[1].scripted);
+    assert_true(ws.rec[1].cot);
+    assert_int_equal(ws.rec[1].topic, 7);
+    assert_int_equal(ws.rec[1].sent, 0x2222);
+    assert_int_equal(ws.rec[1].opening, 0x1111);
+
+    assert_int_equal(ws.rec[2].provenance, DG_PROVENANCE_FABRICATED);
+    assert_true(ws.rec[2].single_turn);
+    assert_int_equal(ws.rec[2].topic, 4095);
+    assert_int_equal(ws.rec[2].sent, 0xffff);
+
+    assert_int_equal(ws.rec[3].provenance, DG_PROVENANCE_PREFIX);
+    assert_false(ws.rec[3].single_turn);
+
+    assert_int_equal(ws.single_turn_share_milli, 500);
+    assert_int_equal(ws.cot_share_milli, 250);
+    assert_int_equal(ws.verified_milli, 250);
+    assert_int_equal(ws.fabricated_milli, 250);
+    assert_int_equal(ws.prefix_milli, 250);
+    assert_int_equal(ws.scripted_milli, 250);
+    assert_int_equal(ws.templates, 1);
+    assert_int_equal(ws.top_template_share_milli, 500);
+    assert_int_equal(ws.topics, 3);
+    assert_int_equal(ws.gap_mean_ms, 100);
     assert_int_equal(ws.gap_cv_milli, 0);
+    assert_int_equal(ws.bytes, 50 + 60 + 70 + 80);
+}
+
+
+static void
+test_wrapped(void **state)
+{
+    unsigned            i;
+    uint64_t            t0, w;
+    t_win_t             t;
+    const char         *err;
+    dg_window_state_t   ws;
+
+    (void) state;
+
+    /* 130 requests 100 ms apart from the start of a sub-window: the ring
+     * dropped the first two, which the counters still hold */
+    w = (T_WINDOW + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+    t0 = 1000 * w;
+
+    t_init(&t);
+
+    for (i = 0; i < 130; i++) {
+        t_add(&t, t0 + i * 100, i % 40, 0, 0, 0, 0, i + 1, i + 1, 10);
+    }
+
+    assert_int_equal(t_decode(&ws, &t, t0 + 13000, 0, &err), 0);
+    assert_int_equal(ws.n, DG_WS_RING);
+    assert_int_equal(ws.next, 2);
+    assert_int_equal(ws.nrec, DG_WS_RING);
+    assert_true(ws.rec[0].ts == t0 + 200);
+    assert_int_equal(ws.rec[0].sent, 3);
+    assert_true(ws.rec[DG_WS_RING - 1].ts == t0 + 129 * 100);
+    assert_int_equal(ws.rec[DG_WS_RING - 1].sent, 130);
+    assert_int_equal(ws.sample, DG_WS_RING);
+    assert_int_equal(ws.requests, 130);
+    assert_int_equal(ws.bytes, 1300);
+    assert_int_equal(ws.topics, 40);
 }
 
 
@@ -162,7 +323,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_times_and_edge),
-        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_wrapped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
