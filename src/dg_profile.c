@@ -631,8 +631,25 @@ dg_le(const unsigned char *p, unsigned bytes)
 }
 
 
+/*
+ * To the nearest integer, held within +-2^53: a value read from Redis is
+ * not trusted to keep its counts sane, and what is added to a result
+ * must not overflow
+ */
 static int64_t
 dg_round(double x)
 {
+    if (x != x) {
+        return 0;
+    }
+
+    if (x >= 9007199254740992.0) {
+        return INT64_C(9007199254740992);
+    }
+
+    if (x <= -9007199254740992.0) {
+        return -INT64_C(9007199254740992);
+    }
+
     return (int64_t) floor(x + 0.5);
 }
