@@ -93,11 +93,14 @@ for my $n (split /,/, $opt{keys}) {
     $redis->cli('FLUSHALL');
     my $base = info()->{used_memory};
 
-    my $seq = DG::Bench::wrk_script($dir, keys => $n, history => 1);
+    # keys in turn; a run that did not reach them all goes on where it
+    # stopped (each wrk run starts its sequence anew)
     my $left = $n;
     my $fill_s = 0;
     while ($left > 0) {
-        my $s = ceil(1.3 * $left / $rate) || 1;
+        my $s = ceil(1.2 * $left / $rate) || 1;
+        my $seq = DG::Bench::wrk_script($dir, keys => $n, history => 1,
+                                        start => $n - $left);
         my $r = $w->run('/guard', $s, $seq);
         $rate = $r->{rps} if $r->{rps} > 100;
         $fill_s += $s;

@@ -36,7 +36,8 @@ sub cpu_seconds {
 
 # A wrk script: POSTs of 1 KB OpenAI chat bodies (97 different ones, so
 # that topics and templates vary), API keys 0 .. keys-1 in turn, or at
-# random with random => 1.  With history => 1 the last user turn follows
+# random with random => 1, from key start => N on.  With history => 1
+# the last user turn follows
 # an earlier exchange (a conversation: no one-shot template to count
 # across keys).  Returns its path.
 sub wrk_script {
@@ -47,7 +48,8 @@ sub wrk_script {
         ? '{"role":"user","content":"Can you help me with a question?"},'
           . '{"role":"assistant","content":"Of course, what is it?"},'
         : '';
-    my $path = "$dir/chat-$keys" . ($o{random} ? '-random' : '')
+    my $start = $o{start} // 0;
+    my $path = "$dir/chat-$keys-$start" . ($o{random} ? '-random' : '')
         . ($o{history} ? '-history' : '') . '.lua';
     open my $fh, '>', $path or die "$path: $!\n";
     print $fh <<LUA;
@@ -69,7 +71,7 @@ for b = 1, 97 do
         .. '"content":"Question ' .. b .. ': ' .. table.concat(t, ' ')
         .. '"}],"max_tokens":256}'
 end
-local n = 0
+local n = $start - 1
 request = function()
     n = n + 1
     return wrk.format("POST", nil, {
