@@ -752,8 +752,10 @@ dg_features_compute(dg_features_t *f, const dg_prompt_t *p)
                              : dg_text_fp(p->first_user.data,
                                           p->first_user.len);
 
+    /* the prior turn is most often the first one: hashed once */
     if (p->has_prior) {
-        f->prior = dg_text_fp(p->prior.data, p->prior.len);
+        f->prior = p->prior_first ? f->opening
+                                  : dg_text_fp(p->prior.data, p->prior.len);
         f->prior_first = p->prior_first;
     }
 
