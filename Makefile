@@ -11,6 +11,8 @@
 #   make bench-peers  the module beside plain nginx, limit_req and an
 #                 OpenResty Lua limiter (installs the Lua packages)
 #   make bench-scale  memory, CPU and latency from 1 to 1 M active keys
+#   make bench-cluster  one Redis beside a 3-master Redis Cluster, and the
+#                 failover timeline of a master killed under load
 #   make fuzz     libFuzzer targets (clang)
 #   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
@@ -39,8 +41,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
-        bench bench-peers bench-scale test-tools fuzz fuzz-run eval \
-        eval-features deb clean
+        bench bench-peers bench-scale bench-cluster test-tools fuzz fuzz-run \
+        eval eval-features deb clean
 
 all: module ctl
 
@@ -186,6 +188,11 @@ bench-peers: deps
 bench-scale: deps
 	$(MAKE) module
 	perl bench/scale.pl $(BENCH_ARGS)
+
+# one Redis, a Redis Cluster, a master killed: see bench/cluster.md
+bench-cluster: deps
+	$(MAKE) module
+	perl bench/cluster.pl $(BENCH_ARGS)
 
 $(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
