@@ -336,17 +336,20 @@ subtest 'failover: a master SIGKILLed under load' => sub {
     for my $ci (0 .. 2) {
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {
-            open my $out, '>', "$dir/c$ci" or POSIX::_exit(1);
-            my $i = $ci;
-            until (-e "$dir/stop") {
-                my $k = $keys[$i++ % @keys];
-                my $res = post($fast, '/load/x', $k, chat("load $ci $i"));
-                printf $out "%.4f %.4f %d %d %s\n", time, $res->{elapsed},
-                    $res->{status}, unavailable($res), $k;
-                sleep 0.005;
-            }
-            close $out;
-            POSIX::_exit(0);    # no END: the servers are the parent's
+            # no END, no DESTROY: the servers are the parent's
+            eval {
+                open my $out, '>', "$dir/c$ci" or die;
+                my $i = $ci;
+                until (-e "$dir/stop") {
+                    my $k = $keys[$i++ % @keys];
+                    my $res = post($fast, '/load/x', $k, chat("load $ci $i"));
+                    printf $out "%.4f %.4f %d %d %s\n", time,
+                        $res->{elapsed}, $res->{status}, unavailable($res), $k;
+                    sleep 0.005;
+                }
+                close $out;
+            };
+            POSIX::_exit($@ ? 1 : 0);
         }
         push @kids, $pid;
     }
@@ -369,7 +372,8 @@ subtest 'failover: a master SIGKILLed under load' => sub {
     }
     sleep 0.5;
     DG::Harness::spit("$dir/stop", '');
-    waitpid($_, 0) for @kids;
+    my @failed = grep { waitpid($_, 0); $? != 0 } @kids;
+    is(scalar @failed, 0, 'the load children ran to the end');
 
     ok($t_back, sprintf 'counting resumed on the killed master\'s slots '
         . 'within 15 s: after %.1f s', ($t_back // time) - $t_kill);
