@@ -25,7 +25,7 @@ WARN       = -Wall -Wextra -Werror
 # CPPFLAGS, CFLAGS and LDFLAGS from the environment come last: the
 # package's hardening flags (dpkg-buildflags) for distill-guard-ctl
 CFLAGS_DG  = -O2 -g -fPIC $(WARN) -Isrc -I$(BUILD)/gen $(CPPFLAGS) $(CFLAGS)
-LIBS_DG    = -ljansson -lcrypto -lm
+LIBS_DG    = -lhiredis -ljansson -lcrypto -lm
 
 ENGINE_SRCS = $(wildcard src/dg_*.c)
 ENGINE_OBJS = $(patsubst src/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS)) \
