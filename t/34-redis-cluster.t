@@ -35,7 +35,19 @@ sub unavailable {
     return signals_of($_[0]) =~ /(?:^|,)redis_unavailable(?:,|$)/ ? 1 : 0;
 }
 
-sub counted { my $r = shift; window_of($r) && !unavailable($r) ? 1 : 0 }
+# $distill_guard_features through the upstream (window_of), else through
+# the X-T34-Features response header of the failover's location
+sub window {
+    my ($res) = @_;
+    my $w = window_of($res);
+    return $w if $w;
+    my $f = DG::Harness::json_decode($res->{headers}{'x-t34-features'}
+        // '');
+    return ref $f eq 'HASH' && ref $f->{window} eq 'HASH' ? $f->{window}
+        : undef;
+}
+
+sub counted { my $r = shift; window($r) && !unavailable($r) ? 1 : 0 }
 
 # Polls until a request of $key is counted; that response, or undef
 # after $timeout seconds.
@@ -307,6 +319,7 @@ my $fast = DG::Harness::Nginx->start(workers => 2,
             . "    access_log off;\n"
             . "    location / { return 200 \"ok\\n\"; }\n}\n",
         locations => ['/load/' => ['distill_guard on;',
+            'add_header X-T34-Features $distill_guard_features always;',
             'proxy_pass http://127.0.0.1:%%PORT2%%;']]));
 
 subtest 'failover: a master SIGKILLed under load' => sub {

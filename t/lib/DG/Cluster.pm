@@ -251,6 +251,10 @@ sub _unsettled {
             next unless $live_id{ $e->{id} };
             my @bad = grep { $e->{flags}{$_} } qw(fail fail? handshake noaddr);
             return $n->addr . " sees $e->{port} as @bad" if @bad;
+            # a node is a master with slots or a replica: not yet told
+            # to replicate, it is a master without any
+            return $n->addr . " sees $e->{port} as a master without slots"
+                if $e->{flags}{master} && !@{ $e->{slots} };
             return $n->addr . " sees slot migrations open"
                 if %{ $e->{migrating} } || %{ $e->{importing} };
         }
