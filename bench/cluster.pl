@@ -5,20 +5,23 @@
 # second with the requests answered and the share that failed open.
 #
 #   perl bench/cluster.pl [--rounds 3] [--seconds 8] [--keys 1000]
-#                         [--connections 32] [--only single,cluster,failover]
+#                         [--connections 32]
+#                         [--only single,cluster,cluster-norepl,failover]
 #                         [--kill-at 5] [--failover-seconds 20]
 #
 # The setup of bench/peers.pl (bench/peers.md): 2 vCPU, each nginx with
 # 1 worker on CPU 1; wrk and every redis-server on CPU 0; wrk (-t1) POSTs
 # 1 KB OpenAI chat bodies (97 different ones) from --keys API keys in
 # turn to a location with distill_guard on, distill_guard_mode shadow,
-# answered by empty_gif.  Two nginx, one on each store, the same
+# answered by empty_gif.  One nginx on each store, the same
 # configuration but distill_guard_redis (timeout=200ms; cluster=on with
-# a master as its seed).  Rounds interleave the two; medians over the
+# a master as its seed); the stores: one Redis, the cluster, and
+# (cluster-norepl) a cluster of 3 masters without replicas, which tells
+# what replication costs.  Rounds interleave them; medians over the
 # rounds, the best round in brackets.  CPU per request is utime + stime
 # (/proc/<pid>/stat) over the requests wrk completed: of the nginx
-# worker, of the one redis-server, of the six cluster processes together
-# and of the three masters alone.
+# worker, of the one redis-server, of the cluster's processes together
+# and of its three masters alone.
 #
 # Failover: wrk on the cluster's nginx for --failover-seconds; at
 # --kill-at seconds a master (not the seed) gets SIGKILL.  The wrk script
@@ -40,12 +43,13 @@ use POSIX qw(floor strftime);
 use Time::HiRes qw(sleep time);
 
 my %opt = (rounds => 3, seconds => 8, keys => 1000, connections => 32,
-           warmup => 2, only => 'single,cluster,failover', 'kill-at' => 5,
-           'failover-seconds' => 20);
+           warmup => 2, only => 'single,cluster,cluster-norepl,failover',
+           'kill-at' => 5, 'failover-seconds' => 20);
 GetOptions(\%opt, 'rounds=i', 'seconds=i', 'keys=i', 'connections=i',
            'warmup=i', 'only=s', 'kill-at=f', 'failover-seconds=i')
     or die "usage: $0 [--rounds N] [--seconds S] [--keys K] "
-         . "[--connections C] [--only single,cluster,failover] "
+         . "[--connections C] [--only single,cluster,cluster-norepl,"
+         . "failover] "
          . "[--kill-at S] [--failover-seconds S]\n";
 my %only = map { $_ => 1 } split /,/, $opt{only};
 
@@ -100,13 +104,14 @@ if ($only{single}) {
         label => 'one Redis',
         wrk => DG::Bench::Wrk->new(script => $script, cpu => 0,
             connections => $opt{connections}, url => $ngx->url(''),
-            procs => { nginx => $worker, r0 => $redis->pid }) };
+            procs => { nginx => $worker, m0 => $redis->pid }) };
     push @runs, 'single';
 }
 
-my $cluster;
-if ($only{cluster} || $only{failover}) {
-    $cluster = DG::Cluster->start;
+# A cluster of 3 masters and $replicas replica(s) each, its own nginx
+sub cluster_setup {
+    my ($replicas, $label) = @_;
+    my $cluster = DG::Cluster->start(replicas => $replicas);
     my @masters = $cluster->masters;
     my $ngx = DG::Harness::Nginx->start(workers => 1, log_level => 'warn',
         http => http($masters[0]->addr . ' cluster=on'));
@@ -118,12 +123,22 @@ if ($only{cluster} || $only{failover}) {
     for my $n ($cluster->nodes) {
         $procs{ ($is_master{ $n->port } ? 'm' : 'r') . $n->port } = $n->pid;
     }
-    $setup{cluster} = { ngx => $ngx, seed => $masters[0],
-        label => 'Redis Cluster, 3 masters + 3 replicas',
+    return { ngx => $ngx, cluster => $cluster, seed => $masters[0],
+        label => $label,
         wrk => DG::Bench::Wrk->new(script => $script, cpu => 0,
             connections => $opt{connections}, url => $ngx->url(''),
             procs => \%procs) };
+}
+
+if ($only{cluster} || $only{failover}) {
+    $setup{cluster} = cluster_setup(1,
+        'Redis Cluster, 3 masters + 3 replicas');
     push @runs, 'cluster' if $only{cluster};
+}
+if ($only{'cluster-norepl'}) {
+    $setup{'cluster-norepl'} = cluster_setup(0,
+        'Redis Cluster, 3 masters, no replica');
+    push @runs, 'cluster-norepl';
 }
 
 # CPU µs per request of the redis processes of a run: all, masters only
@@ -133,7 +148,7 @@ sub redis_cpu {
     for my $p (keys %{ $r->{cpu} }) {
         next if $p eq 'nginx';
         $all += $r->{cpu}{$p};
-        $masters += $r->{cpu}{$p} if $p =~ /^[m]|^r0$/;
+        $masters += $r->{cpu}{$p} if $p =~ /^m/;
     }
     return ($all, $masters);
 }
@@ -149,7 +164,7 @@ if (@runs) {
                 if $r->{non2xx} || $r->{errors};
             @$r{qw(redis_all redis_masters)} = redis_cpu($r);
             push @{ $res{$name} }, $r;
-            printf STDERR "round %d %-8s %8.0f req/s  nginx %5.1f us/req  "
+            printf STDERR "round %d %-14s %8.0f req/s  nginx %5.1f us/req  "
                 . "redis %5.1f us/req (masters %5.1f)  latency p50 %s "
                 . "p99 %s\n", $round, $name, $r->{rps}, $r->{cpu}{nginx},
                 $r->{redis_all}, $r->{redis_masters}, $r->{p50}, $r->{p99};
@@ -213,6 +228,7 @@ response = function(status, headers, body)
 end
 LUA
 
+my $cluster = $setup{cluster}{cluster};
 my $seed = $setup{cluster}{seed};
 my ($victim) = grep { $_ != $seed } $cluster->masters;
 my @vslots = $cluster->slots_of($victim);
