@@ -11,6 +11,7 @@
 #   make bench-peers  the module beside plain nginx, limit_req and an
 #                 OpenResty Lua limiter (installs the Lua packages)
 #   make bench-scale  memory, CPU and latency from 1 to 1 M active keys
+#   make bench-tls    the module with Redis over plain TCP and over TLS
 #   make fuzz     libFuzzer targets (clang)
 #   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
@@ -39,8 +40,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
-        bench bench-peers bench-scale test-tools fuzz fuzz-run eval \
-        eval-features deb clean
+        bench bench-peers bench-scale bench-tls test-tools fuzz fuzz-run \
+        eval eval-features deb clean
 
 all: module ctl
 
@@ -186,6 +187,11 @@ bench-peers: deps
 bench-scale: deps
 	$(MAKE) module
 	perl bench/scale.pl $(BENCH_ARGS)
+
+# Redis over plain TCP beside Redis over TLS: see bench/tls.md
+bench-tls: deps
+	$(MAKE) module
+	perl bench/tls.pl $(BENCH_ARGS)
 
 $(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
