@@ -26,7 +26,7 @@ WARN       = -Wall -Wextra -Werror
 # CPPFLAGS, CFLAGS and LDFLAGS from the environment come last: the
 # package's hardening flags (dpkg-buildflags) for distill-guard-ctl
 CFLAGS_DG  = -O2 -g -fPIC $(WARN) -Isrc -I$(BUILD)/gen $(CPPFLAGS) $(CFLAGS)
-LIBS_DG    = -ljansson -lcrypto -lm
+LIBS_DG    = -lhiredis -ljansson -lcrypto -lm
 
 ENGINE_SRCS = $(wildcard src/dg_*.c)
 ENGINE_OBJS = $(patsubst src/%.c,$(BUILD)/engine/%.o,$(ENGINE_SRCS)) \
@@ -36,7 +36,8 @@ UNIT_SRCS   = $(wildcard t/unit/test_*.c)
 UNIT_BINS   = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_conf.c \
-              ngx_distill_guard_redis.c ngx_distill_guard_stats.c \
+              ngx_distill_guard_redis.c ngx_distill_guard_window.c \
+              ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \

@@ -11,6 +11,9 @@
 
 static ngx_int_t ngx_http_distill_guard_parse_milli(ngx_str_t *value,
     ngx_uint_t max);
+static ngx_int_t ngx_dg_conf_flag(ngx_str_t *v, size_t skip,
+    ngx_flag_t *flag);
+static char *ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc);
 
 
 void *
@@ -37,6 +40,8 @@ ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf)
     dmcf->redis.connect_timeout = NGX_CONF_UNSET_MSEC;
     dmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     dmcf->redis.max_inflight = NGX_CONF_UNSET_UINT;
+    dmcf->redis.cluster = NGX_CONF_UNSET;
+    dmcf->redis.tls = NGX_CONF_UNSET;
 
     return dmcf;
 }
@@ -68,6 +73,8 @@ ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(dmcf->redis.connect_timeout, 100);
     ngx_conf_init_msec_value(dmcf->redis.timeout, 50);
     ngx_conf_init_uint_value(dmcf->redis.max_inflight, 4096);
+    ngx_conf_init_value(dmcf->redis.cluster, 0);
+    ngx_conf_init_value(dmcf->redis.tls, 0);
 
     if (dmcf->window < 1000) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -563,3 +570,382 @@ ngx_http_distill_guard_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+/*
+ * distill_guard_redis <host:port | unix:path> [param=value ...]: the
+ * address is resolved here, once (a worker must not resolve).
+ */
+
+char *
+ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
+    ngx_uint_t n)
+{
+    ngx_int_t    num;
+    ngx_str_t    s, host;
+    ngx_url_t    u;
+    ngx_uint_t   i, tls_opts;
+
+    rc->name = value[1];
+    rc->tls_verify = NGX_CONF_UNSET;
+    tls_opts = 0;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis address \"%V\"%s%s", &value[1],
+                           u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(&rc->sockaddr, u.addrs[0].sockaddr, u.addrs[0].socklen);
+    rc->socklen = u.addrs[0].socklen;
+    host = u.host;
+
+    for (i = 2; i < n; i++) {
+
+        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
+            rc->password.data = value[i].data + 9;
+            rc->password.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            rc->user.data = value[i].data + 5;
+            rc->user.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            num = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (num == NGX_ERROR || num > 65535) {
+                goto invalid;
+            }
+
+            rc->db = num;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
+            s.data = value[i].data + 16;
+            s.len = value[i].len - 16;
+            rc->connect_timeout = ngx_parse_time(&s, 0);
+            if (rc->connect_timeout == (ngx_msec_t) NGX_ERROR
+                || rc->connect_timeout == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            rc->timeout = ngx_parse_time(&s, 0);
+            if (rc->timeout == (ngx_msec_t) NGX_ERROR || rc->timeout == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_inflight=", 13) == 0) {
+            num = ngx_atoi(value[i].data + 13, value[i].len - 13);
+            if (num == NGX_ERROR || num == 0) {
+                goto invalid;
+            }
+
+            rc->max_inflight = num;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
+            if (ngx_dg_conf_flag(&value[i], 8, &rc->cluster) != NGX_OK) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls=", 4) == 0) {
+            if (ngx_dg_conf_flag(&value[i], 4, &rc->tls) != NGX_OK) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        tls_opts++;
+
+        if (ngx_strncmp(value[i].data, "tls_verify=", 11) == 0) {
+            if (ngx_dg_conf_flag(&value[i], 11, &rc->tls_verify) != NGX_OK) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_ca=", 7) == 0
+            && value[i].len > 7)
+        {
+            rc->tls_ca.data = value[i].data + 7;
+            rc->tls_ca.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_name=", 9) == 0
+            && value[i].len > 9)
+        {
+            rc->tls_name.data = value[i].data + 9;
+            rc->tls_name.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_cert=", 9) == 0
+            && value[i].len > 9)
+        {
+            rc->tls_cert.data = value[i].data + 9;
+            rc->tls_cert.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_key=", 8) == 0
+            && value[i].len > 8)
+        {
+            rc->tls_key.data = value[i].data + 8;
+            rc->tls_key.len = value[i].len - 8;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (rc->user.len && rc->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"user=\" needs \"password=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->cluster == 1 && (u.family == AF_UNIX || rc->db > 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"cluster=on\" takes a host:port seed "
+                           "and no \"db=\" (a cluster has database 0 only)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->tls != 1) {
+        if (tls_opts) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "redis \"tls_*\" parameters need \"tls=on\"");
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (u.family == AF_UNIX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"tls=on\" takes a host:port, not a unix "
+                           "socket");
+        return NGX_CONF_ERROR;
+    }
+
+    if ((rc->tls_cert.len == 0) != (rc->tls_key.len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "redis \"tls_cert=\" and \"tls_key=\" go "
+                           "together");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->tls_verify == NGX_CONF_UNSET) {
+        rc->tls_verify = 1;
+    }
+
+    /* the name checked and sent (SNI): as given, else the address's */
+    if (rc->tls_name.len == 0) {
+        rc->tls_name = host;
+    }
+
+    return ngx_dg_redis_tls(cf, rc);
+
+invalid:
+
+    /* never echo a password back, even a malformed one */
+    if (ngx_strncmp(value[i].data, "password", 8) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis password parameter");
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid redis parameter \"%V\"", &value[i]);
+    }
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_dg_conf_flag(ngx_str_t *v, size_t skip, ngx_flag_t *flag)
+{
+    if (v->len - skip == 2 && ngx_strncmp(v->data + skip, "on", 2) == 0) {
+        *flag = 1;
+        return NGX_OK;
+    }
+
+    if (v->len - skip == 3 && ngx_strncmp(v->data + skip, "off", 3) == 0) {
+        *flag = 0;
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_dg_redis_tls_cleanup(void *data)
+{
+    SSL_CTX_free(data);
+}
+
+
+/* a file of the configuration, as a NUL-terminated full path */
+
+static char *
+ngx_dg_redis_tls_file(ngx_conf_t *cf, ngx_str_t *name, const char *what)
+{
+    ngx_str_t  full;
+
+    full = *name;
+
+    if (ngx_conf_full_name(cf->cycle, &full, 1) != NGX_OK) {
+        return NULL;
+    }
+
+    if (access((char *) full.data, R_OK) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "redis \"%s\" file \"%s\" cannot be read", what,
+                           full.data);
+        return NULL;
+    }
+
+    return (char *) full.data;
+}
+
+
+static char *
+ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc)
+{
+    u_char              *name;
+    char                *ca, *cert, *key;
+    SSL_CTX             *ctx;
+    ngx_pool_cleanup_t  *cln;
+    u_char               buf[sizeof(struct in6_addr)];
+
+    /* X509_VERIFY_PARAM and SNI take C strings */
+    name = ngx_pnalloc(cf->pool, rc->tls_name.len + 1);
+    if (name == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(name, rc->tls_name.data, rc->tls_name.len);
+    name[rc->tls_name.len] = '\0';
+    rc->tls_name.data = name;
+
+    rc->tls_name_ip = ngx_inet_addr(name, rc->tls_name.len) != INADDR_NONE
+#if (NGX_HAVE_INET6)
+                      || ngx_inet6_addr(name, rc->tls_name.len, buf) == NGX_OK
+#endif
+                      ;
+
+    ca = NULL;
+    cert = NULL;
+    key = NULL;
+
+    if ((rc->tls_ca.len
+         && (ca = ngx_dg_redis_tls_file(cf, &rc->tls_ca, "tls_ca")) == NULL)
+        || (rc->tls_cert.len
+            && ((cert = ngx_dg_redis_tls_file(cf, &rc->tls_cert, "tls_cert"))
+                == NULL
+                || (key = ngx_dg_redis_tls_file(cf, &rc->tls_key, "tls_key"))
+                   == NULL)))
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "SSL_CTX_new() failed");
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        SSL_CTX_free(ctx);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_dg_redis_tls_cleanup;
+    cln->data = ctx;
+
+    (void) SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+
+    /* a session per node is kept by hand (SSL_get1_session) */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
+                                        | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+
+    if (rc->tls_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+
+        if ((ca && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+            || (ca == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1))
+        {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          "redis \"tls_ca\": cannot load \"%s\"",
+                          ca ? ca : "the system's CA certificates");
+            return NGX_CONF_ERROR;
+        }
+
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    if (cert
+        && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
+            || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1
+            || SSL_CTX_check_private_key(ctx) != 1))
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "redis \"tls_cert\" \"%s\" and \"tls_key\" \"%s\" "
+                      "cannot be used", cert, key);
+        return NGX_CONF_ERROR;
+    }
+
+    rc->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rc->ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc->ssl->ctx = ctx;
+    rc->ssl->log = cf->log;
+
+    return NGX_CONF_OK;
+}
+
+#else
+
+static char *
+ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc)
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "redis \"tls=on\" needs nginx built with OpenSSL");
+
+    return NGX_CONF_ERROR;
+}
+
+#endif

@@ -553,7 +553,7 @@ ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (!ngx_dg_redis_ready() || (op = ngx_dg_redis_op_alloc()) == NULL) {
+    if (!ngx_dg_redis_ready() || (op = ngx_dg_window_op_alloc()) == NULL) {
         ngx_http_distill_guard_unavailable(ctx);
         ngx_http_distill_guard_decide(r, ctx);
         return NGX_OK;
@@ -593,7 +593,7 @@ ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
         op->fanout_add = add;
     }
 
-    if (ngx_dg_redis_send(op) != NGX_OK) {
+    if (ngx_dg_window_send(op) != NGX_OK) {
         ngx_http_distill_guard_unavailable(ctx);
         ngx_http_distill_guard_decide(r, ctx);
         return NGX_OK;
@@ -1889,6 +1889,7 @@ ngx_http_distill_guard_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_dg_redis_exit_process(cycle);
+    ngx_dg_window_exit_process();
 
     if (ngx_http_distill_guard_fanout) {
         ngx_free(ngx_http_distill_guard_fanout);

@@ -16,6 +16,7 @@
 #include "dg_fanout.h"
 #include "dg_score.h"
 #include "dg_policy.h"
+#include "dg_cluster.h"
 
 #if (NGX_THREADS)
 #include <ngx_thread_pool.h>
@@ -38,15 +39,26 @@
 
 
 typedef struct {
-    ngx_str_t                   addr;       /* "127.0.0.1" or unix path */
-    in_port_t                   port;       /* 0 for a unix socket */
     ngx_str_t                   name;       /* as configured, for logs */
+    ngx_sockaddr_t              sockaddr;   /* resolved when configured */
+    socklen_t                   socklen;
     ngx_str_t                   user;
     ngx_str_t                   password;
     ngx_int_t                   db;
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  timeout;
-    ngx_uint_t                  max_inflight;
+    ngx_uint_t                  max_inflight;   /* per node */
+    ngx_flag_t                  cluster;
+    ngx_flag_t                  tls;
+    ngx_flag_t                  tls_verify;
+    ngx_str_t                   tls_ca;
+    ngx_str_t                   tls_name;   /* NUL-terminated */
+    ngx_str_t                   tls_cert;
+    ngx_str_t                   tls_key;
+    unsigned                    tls_name_ip:1;
+#if (NGX_SSL)
+    ngx_ssl_t                  *ssl;        /* NULL: plain TCP */
+#endif
 } ngx_dg_redis_conf_t;
 
 
@@ -67,6 +79,8 @@ typedef struct {
     ngx_atomic_t                redis_unavailable;
     ngx_atomic_t                redis_replies;
     ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                redis_tls_handshakes;
+    ngx_atomic_t                redis_tls_reused;
     ngx_atomic_t                limit_evicted;
     ngx_atomic_t                lat[NGX_DG_LAT_BUCKETS];
     ngx_atomic_t                lat_sum_us;
@@ -139,25 +153,49 @@ typedef struct {
 #define NGX_DG_MODE_SHADOW          1
 
 
+/* up to this many commands for one hash slot, answered together */
+#define NGX_DG_XCHG_CMDS            4
+#define NGX_DG_XCHG_BUF             1536
+
+typedef struct ngx_dg_xchg_s  ngx_dg_xchg_t;
+
+typedef void (*ngx_dg_xchg_handler_pt)(ngx_dg_xchg_t *x);
+
+struct ngx_dg_xchg_s {
+    ngx_dg_xchg_handler_pt      handler;    /* NULL: nobody waits */
+    void                       *data;
+    ngx_uint_t                  tag;
+    ngx_uint_t                  n;          /* commands */
+    redisReply                 *reply[NGX_DG_XCHG_CMDS];   /* NULL: none */
+
+    /* the transport's */
+    ngx_uint_t                  slot;
+    ngx_uint_t                  node;
+    ngx_uint_t                  nreplied;
+    ngx_uint_t                  bad;        /* first to send again */
+    ngx_uint_t                  tries;
+    dg_redirect_t               redirect;
+    ngx_dg_xchg_t              *next;       /* free list */
+    size_t                      off[NGX_DG_XCHG_CMDS + 1];
+    u_char                      buf[NGX_DG_XCHG_BUF];   /* formatted */
+};
+
+
 typedef struct ngx_dg_op_s  ngx_dg_op_t;
 
 typedef void (*ngx_dg_op_handler_pt)(ngx_dg_op_t *op);
 
-/* one request's pipelined Redis commands, alive until every reply came */
+/* one request's Redis exchanges, alive until every reply came */
 struct ngx_dg_op_s {
     void                       *data;       /* NULL once the request left */
     ngx_dg_op_handler_pt        handler;
-    ngx_uint_t                  pending;    /* replies still expected */
+    ngx_uint_t                  pending;    /* exchanges still out */
     ngx_uint_t                  errors;
-    ngx_uint_t                  noscript_retried;
-    ngx_uint_t                  nsent;
-    ngx_uint_t                  nreplied;
-    u_char                      kinds[12];  /* what each reply answers */
     ngx_uint_t                  fanout_skip;    /* counters not asked */
     ngx_uint_t                  fanout_add;     /* of them, to add to */
     ngx_uint_t                  fanout_got;     /* counters answered */
     uint64_t                    start_us;
-    dg_window_req_t             req;        /* to rebuild an EVAL retry */
+    dg_window_req_t             req;
     dg_features_t               features;
     char                        key_id[DG_KEY_ID_LEN + 1];
     char                        subnet[48];
@@ -165,7 +203,6 @@ struct ngx_dg_op_s {
     char                        window[DG_WIN_SIZE];   /* the value */
     int64_t                     wreply[DG_WREPLY_N];
     ngx_uint_t                  nwreply;
-    unsigned                    have_value:1;
     unsigned                    have_window:1;
     ngx_dg_op_t                *next;       /* free list */
 };
@@ -226,14 +263,28 @@ char *ngx_http_distill_guard_body_max(ngx_conf_t *cf,
 char *ngx_http_distill_guard_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/* ngx_distill_guard_redis.c */
+/* ngx_distill_guard_redis.c: the transport */
+#define NGX_DG_REDIS_DOWN           0
+#define NGX_DG_REDIS_CONNECTING     1
+#define NGX_DG_REDIS_READY          2
+
 ngx_int_t ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_distill_guard_main_conf_t *dmcf);
 void ngx_dg_redis_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_dg_redis_ready(void);
-ngx_dg_op_t *ngx_dg_redis_op_alloc(void);
-ngx_int_t ngx_dg_redis_send(ngx_dg_op_t *op);
+ngx_dg_xchg_t *ngx_dg_redis_xchg_alloc(void);
+ngx_int_t ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd);
+ngx_int_t ngx_dg_redis_xchg_send(ngx_dg_xchg_t *x);
+void ngx_dg_redis_xchg_free(ngx_dg_xchg_t *x);
 void ngx_dg_redis_fire(dg_cmd_t *cmd);
+void ngx_dg_redis_reply_error(redisReply *reply);
+
+/* ngx_distill_guard_window.c: a request's window and fan-out calls */
+ngx_dg_op_t *ngx_dg_window_op_alloc(void);
+ngx_int_t ngx_dg_window_send(ngx_dg_op_t *op);
+void ngx_dg_window_exit_process(void);
+
+/* ngx_distill_guard_conf.c */
 char *ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc,
     ngx_str_t *value, ngx_uint_t n);
 

@@ -1,37 +1,61 @@
 /*
- * distill-guard: one Redis connection per worker, driven by hiredis's
- * asynchronous API on nginx's event loop.
+ * distill-guard: the Redis transport.
  *
- * hiredis 0.14 ships no nginx adapter, so this file is one: hiredis owns
- * the socket and the protocol, nginx owns the events.  Commands that
- * requests queue during one event-loop turn are appended to hiredis's
- * output buffer and leave together on the next write event, so
- * concurrent requests are pipelined on the one connection.  The worker
- * never waits: a request whose replies are late is answered by its own
- * timer, and its replies, when they come, find it gone and are dropped.
+ * Each worker keeps one connection per Redis node (one node, or every
+ * master of a Redis Cluster), on nginx's event loop: nginx does the I/O,
+ * plain or TLS, and hiredis only formats commands and parses replies
+ * (redisFormatCommandArgv, redisReader), so TLS needs nothing that
+ * Debian's hiredis 0.14 lacks.  Commands queued during one event-loop
+ * turn leave together in one write: requests are pipelined.
+ *
+ * The unit of work is an exchange: up to NGX_DG_XCHG_CMDS commands for
+ * one hash slot, sent in order to the node that serves the slot, and
+ * answered together.  An exchange whose command is redirected (MOVED,
+ * ASK) or finds its script missing (NOSCRIPT) is sent again from that
+ * command on, to the right node or after loading the scripts, up to
+ * NGX_DG_XCHG_TRIES times; the caller sees only the final replies.
+ *
+ * The worker never waits: a request whose replies are late is answered
+ * by its own timer, and the replies, when they come, find it gone.
  */
 
 #include <time.h>
 
-#include <hiredis/hiredis.h>
-#include <hiredis/async.h>
-
 #include "ngx_distill_guard_module.h"
+#include "dg_cluster.h"
 
-
-#define NGX_DG_REDIS_DOWN           0
-#define NGX_DG_REDIS_CONNECTING     1
-#define NGX_DG_REDIS_READY          2
 
 #define NGX_DG_BACKOFF_MIN          100
 #define NGX_DG_BACKOFF_MAX          5000
 
-/* what a reply answers: a dg_fanout_t, the window script, its value */
-#define NGX_DG_KIND_WINDOW          DG_FANOUT_N
-#define NGX_DG_KIND_VALUE           (DG_FANOUT_N + 1)
+/* at most this many nodes per worker: a cluster's masters, and the
+ * nodes a redirection named */
+#define NGX_DG_NODES_MAX            64
+#define NGX_DG_NO_NODE              0xff
+
+#define NGX_DG_XCHG_TRIES           3
+
+/* while the slot map has a hole or a lost master: refresh this often */
+#define NGX_DG_MAP_RETRY            500
 
 /* seconds between two log lines of one kind of repeated failure */
 #define NGX_DG_LOG_INTERVAL         10
+
+#define NGX_DG_READ_SIZE            16384
+
+
+/* what a reply answers */
+#define NGX_DG_ENT_CMD              0   /* a command of an exchange */
+#define NGX_DG_ENT_SETUP            1   /* AUTH, SELECT, SCRIPT LOAD */
+#define NGX_DG_ENT_SLOTS            2   /* CLUSTER SLOTS */
+#define NGX_DG_ENT_SKIP             3   /* ASKING, a reloaded script */
+
+
+typedef struct {
+    ngx_dg_xchg_t                       *x;
+    const char                          *what;  /* of a setup command */
+    ngx_uint_t                           type;
+} ngx_dg_entry_t;
 
 
 typedef struct {
@@ -41,54 +65,113 @@ typedef struct {
 
 
 typedef struct {
-    redisAsyncContext                   *ac;
+    ngx_uint_t                           index;
+    ngx_str_t                            name;  /* for logs: as configured,
+                                                   or ip:port of a node */
+    u_char                               name_buf[DG_ADDR_LEN];
+    ngx_sockaddr_t                       sockaddr;
+    socklen_t                            socklen;
+
     ngx_connection_t                    *conn;
     ngx_uint_t                           state;
+    unsigned                             tcp_up:1;
+    unsigned                             io_up:1;   /* TCP and TLS */
+    unsigned                             down_logged:1;
+    unsigned                             closing:1;
     ngx_msec_t                           backoff;
     ngx_event_t                          retry;
     ngx_event_t                          connect_timer;
-    ngx_http_distill_guard_main_conf_t  *dmcf;
-    ngx_log_t                           *log;
-    ngx_dg_op_t                         *free;
-    ngx_uint_t                           nops;
-    ngx_uint_t                           inflight;
     ngx_uint_t                           setup_pending;
+    ngx_uint_t                           inflight;
+    ngx_uint_t                           owned;     /* slots it serves */
+
+    redisReader                         *reader;
+
+    u_char                              *out;       /* formatted commands */
+    size_t                               out_len;
+    size_t                               out_sent;
+    size_t                               out_size;
+
+    ngx_dg_entry_t                      *fifo;      /* replies expected */
+    ngx_uint_t                           fifo_head;
+    ngx_uint_t                           fifo_n;
+    ngx_uint_t                           fifo_size;
+
+#if (NGX_SSL)
+    SSL                                 *ssl;
+    SSL_SESSION                         *session;
+#endif
+} ngx_dg_node_t;
+
+
+typedef struct {
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+    ngx_dg_redis_conf_t                 *conf;
+    ngx_log_t                           *log;
+    ngx_dg_node_t                       *nodes;
+    ngx_uint_t                           nnodes;
+    u_char                              *slots;     /* slot -> node */
+    ngx_uint_t                           refresh_pending;
+    ngx_event_t                          map_timer;
+    ngx_dg_xchg_t                       *free;
     ngx_dg_log_limit_t                   busy_log;
     ngx_dg_log_limit_t                   error_log;
-    unsigned                             down_logged:1;
+    ngx_dg_log_limit_t                   map_log;
+    ngx_uint_t                           state;
 } ngx_dg_redis_t;
 
 
-static void ngx_dg_redis_connect(void);
-static void ngx_dg_redis_schedule(void);
-static void ngx_dg_redis_retry_handler(ngx_event_t *ev);
-static void ngx_dg_redis_connect_timeout(ngx_event_t *ev);
-static void ngx_dg_redis_on_connect(const redisAsyncContext *ac, int status);
-static void ngx_dg_redis_on_disconnect(const redisAsyncContext *ac,
-    int status);
-static void ngx_dg_redis_setup_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_dg_redis_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
+static ngx_dg_node_t *ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len,
+    ngx_str_t *name);
+static ngx_dg_node_t *ngx_dg_node_by_addr(const char *addr);
+static void ngx_dg_node_connect(ngx_dg_node_t *node);
+static void ngx_dg_node_connected(ngx_dg_node_t *node);
+static void ngx_dg_node_setup(ngx_dg_node_t *node);
+static void ngx_dg_node_fail(ngx_dg_node_t *node, const char *what,
+    const char *reason);
+static void ngx_dg_node_schedule(ngx_dg_node_t *node);
+static void ngx_dg_node_retry_handler(ngx_event_t *ev);
+static void ngx_dg_node_connect_timeout(ngx_event_t *ev);
+static void ngx_dg_node_read_handler(ngx_event_t *ev);
+static void ngx_dg_node_write_handler(ngx_event_t *ev);
+static ngx_int_t ngx_dg_node_flush(ngx_dg_node_t *node);
+static void ngx_dg_node_post(ngx_dg_node_t *node);
+static ngx_int_t ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p,
+    size_t len);
+static ngx_int_t ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type,
+    const char *what, int argc, const char **argv, const size_t *argvlen);
+static ngx_int_t ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type,
+    ngx_dg_xchg_t *x, const char *what);
+static void ngx_dg_node_dispatch(ngx_dg_node_t *node, redisReply *reply);
+static void ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
+    redisReply *reply);
+#if (NGX_SSL)
+static ngx_int_t ngx_dg_node_handshake(ngx_dg_node_t *node);
+static ngx_int_t ngx_dg_node_tls_start(ngx_dg_node_t *node);
+static const char *ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr,
+    char *buf, size_t size);
+#endif
+
+static ngx_int_t ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node,
+    ngx_uint_t from, ngx_uint_t asking, ngx_uint_t reload);
+static void ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node,
+    redisReply *reply);
+static void ngx_dg_xchg_done(ngx_dg_xchg_t *x);
+
+static void ngx_dg_map_refresh(void);
+static void ngx_dg_map_apply(ngx_dg_node_t *from, redisReply *reply);
+static void ngx_dg_map_timer_handler(ngx_event_t *ev);
+static void ngx_dg_map_check(void);
+static void ngx_dg_redis_update_state(void);
+
 static void ngx_dg_redis_log_error(const char *what, redisReply *reply);
 static ngx_int_t ngx_dg_log_allow(ngx_dg_log_limit_t *ll,
     ngx_uint_t *suppressed);
-static ngx_int_t ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind,
-    ngx_uint_t eval);
-static void ngx_dg_redis_op_free(ngx_dg_op_t *op);
-
-static void ngx_dg_redis_read_handler(ngx_event_t *ev);
-static void ngx_dg_redis_write_handler(ngx_event_t *ev);
-static void ngx_dg_redis_add_read(void *privdata);
-static void ngx_dg_redis_del_read(void *privdata);
-static void ngx_dg_redis_add_write(void *privdata);
-static void ngx_dg_redis_del_write(void *privdata);
-static void ngx_dg_redis_cleanup(void *privdata);
 
 
 static ngx_dg_redis_t  ngx_dg_redis;
+
+static const char  ngx_dg_asking[] = "*1\r\n$6\r\nASKING\r\n";
 
 
 uint64_t
@@ -102,164 +185,48 @@ ngx_dg_now_us(void)
 }
 
 
-char *
-ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
-    ngx_uint_t n)
-{
-    u_char      *p;
-    size_t       len;
-    ngx_int_t    num;
-    ngx_str_t    s;
-    ngx_url_t    u;
-    ngx_uint_t   i;
-
-    rc->name = value[1];
-
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        len = value[1].len - 5;
-        p = ngx_pnalloc(cf->pool, len + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(p, value[1].data + 5, len);
-        p[len] = '\0';
-        rc->addr.data = p;
-        rc->addr.len = len;
-        rc->port = 0;
-
-    } else {
-        ngx_memzero(&u, sizeof(ngx_url_t));
-        u.url = value[1];
-        u.default_port = 6379;
-
-        /* resolved here, once: hiredis would resolve in the worker */
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid redis address \"%V\"%s%s", &value[1],
-                               u.err ? ": " : "", u.err ? u.err : "");
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-        p[len] = '\0';
-        rc->addr.data = p;
-        rc->addr.len = len;
-        rc->port = ngx_inet_get_port(u.addrs[0].sockaddr);
-    }
-
-    for (i = 2; i < n; i++) {
-
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            rc->password.data = value[i].data + 9;
-            rc->password.len = value[i].len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            rc->user.data = value[i].data + 5;
-            rc->user.len = value[i].len - 5;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            num = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (num == NGX_ERROR || num > 65535) {
-                goto invalid;
-            }
-
-            rc->db = num;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.data = value[i].data + 16;
-            s.len = value[i].len - 16;
-            rc->connect_timeout = ngx_parse_time(&s, 0);
-            if (rc->connect_timeout == (ngx_msec_t) NGX_ERROR
-                || rc->connect_timeout == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-            rc->timeout = ngx_parse_time(&s, 0);
-            if (rc->timeout == (ngx_msec_t) NGX_ERROR || rc->timeout == 0) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "max_inflight=", 13) == 0) {
-            num = ngx_atoi(value[i].data + 13, value[i].len - 13);
-            if (num == NGX_ERROR || num == 0) {
-                goto invalid;
-            }
-
-            rc->max_inflight = num;
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (rc->user.len && rc->password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis \"user=\" needs \"password=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    /* never echo a password back, even a malformed one */
-    if (ngx_strncmp(value[i].data, "password", 8) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis password parameter");
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis parameter \"%V\"", &value[i]);
-    }
-
-    return NGX_CONF_ERROR;
-}
-
-
 ngx_int_t
 ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_distill_guard_main_conf_t *dmcf)
 {
+    ngx_dg_redis_conf_t  *rc;
+    ngx_dg_node_t        *node;
+
     ngx_memzero(&ngx_dg_redis, sizeof(ngx_dg_redis_t));
 
+    rc = &dmcf->redis;
+
     ngx_dg_redis.dmcf = dmcf;
+    ngx_dg_redis.conf = rc;
     ngx_dg_redis.log = cycle->log;
-    ngx_dg_redis.backoff = NGX_DG_BACKOFF_MIN;
 
-    ngx_dg_redis.retry.handler = ngx_dg_redis_retry_handler;
-    ngx_dg_redis.retry.log = cycle->log;
-    ngx_dg_redis.retry.data = &ngx_dg_redis;
-    ngx_dg_redis.retry.cancelable = 1;
+    ngx_dg_redis.nodes = ngx_calloc(NGX_DG_NODES_MAX * sizeof(ngx_dg_node_t),
+                                    cycle->log);
+    if (ngx_dg_redis.nodes == NULL) {
+        return NGX_ERROR;
+    }
 
-    ngx_dg_redis.connect_timer.handler = ngx_dg_redis_connect_timeout;
-    ngx_dg_redis.connect_timer.log = cycle->log;
-    ngx_dg_redis.connect_timer.data = &ngx_dg_redis;
-    ngx_dg_redis.connect_timer.cancelable = 1;
+    if (rc->cluster) {
+        ngx_dg_redis.slots = ngx_alloc(DG_SLOTS, cycle->log);
+        if (ngx_dg_redis.slots == NULL) {
+            return NGX_ERROR;
+        }
 
-    ngx_dg_redis_connect();
+        ngx_memset(ngx_dg_redis.slots, NGX_DG_NO_NODE, DG_SLOTS);
+
+        ngx_dg_redis.map_timer.handler = ngx_dg_map_timer_handler;
+        ngx_dg_redis.map_timer.log = cycle->log;
+        ngx_dg_redis.map_timer.data = &ngx_dg_redis;
+        ngx_dg_redis.map_timer.cancelable = 1;
+    }
+
+    /* node 0: the configured server, or the cluster's seed */
+    node = ngx_dg_node_add(&rc->sockaddr, rc->socklen, &rc->name);
+    if (node == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_dg_node_connect(node);
 
     return NGX_OK;
 }
@@ -268,118 +235,305 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
 void
 ngx_dg_redis_exit_process(ngx_cycle_t *cycle)
 {
-    redisAsyncContext  *ac;
-    ngx_dg_op_t        *op;
+    ngx_uint_t      i;
+    ngx_dg_xchg_t  *x;
+    ngx_dg_node_t  *node;
 
-    if (ngx_dg_redis.retry.timer_set) {
-        ngx_del_timer(&ngx_dg_redis.retry);
+    if (ngx_dg_redis.nodes == NULL) {
+        return;
     }
 
-    if (ngx_dg_redis.connect_timer.timer_set) {
-        ngx_del_timer(&ngx_dg_redis.connect_timer);
+    if (ngx_dg_redis.map_timer.timer_set) {
+        ngx_del_timer(&ngx_dg_redis.map_timer);
     }
 
-    ac = ngx_dg_redis.ac;
-    ngx_dg_redis.ac = NULL;
-    ngx_dg_redis.state = NGX_DG_REDIS_DOWN;
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        node = &ngx_dg_redis.nodes[i];
 
-    if (ac) {
-        redisAsyncFree(ac);
+        if (node->retry.timer_set) {
+            ngx_del_timer(&node->retry);
+        }
+
+        if (node->connect_timer.timer_set) {
+            ngx_del_timer(&node->connect_timer);
+        }
+
+        /* nobody is told: the requests go with the worker */
+        if (node->conn) {
+#if (NGX_SSL)
+            if (node->ssl) {
+                SSL_free(node->ssl);
+                node->ssl = NULL;
+            }
+
+            if (node->session) {
+                SSL_SESSION_free(node->session);
+                node->session = NULL;
+            }
+#endif
+            ngx_close_connection(node->conn);
+            node->conn = NULL;
+        }
+
+        if (node->reader) {
+            redisReaderFree(node->reader);
+        }
+
+        ngx_free(node->out);
+        ngx_free(node->fifo);
     }
 
     while (ngx_dg_redis.free) {
-        op = ngx_dg_redis.free;
-        ngx_dg_redis.free = op->next;
-        ngx_free(op);
+        x = ngx_dg_redis.free;
+        ngx_dg_redis.free = x->next;
+        ngx_free(x);
     }
+
+    ngx_free(ngx_dg_redis.slots);
+    ngx_free(ngx_dg_redis.nodes);
+    ngx_dg_redis.nodes = NULL;
 }
 
+
+/* some node can take commands: the module tries, else it fails at once */
 
 ngx_int_t
 ngx_dg_redis_ready(void)
 {
-    return ngx_dg_redis.ac != NULL
-           && ngx_dg_redis.state != NGX_DG_REDIS_DOWN;
+    return ngx_dg_redis.state != NGX_DG_REDIS_DOWN;
+}
+
+
+static ngx_dg_node_t *
+ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
+{
+    ngx_dg_node_t  *node;
+
+    if (ngx_dg_redis.nnodes == NGX_DG_NODES_MAX) {
+        return NULL;
+    }
+
+    node = &ngx_dg_redis.nodes[ngx_dg_redis.nnodes];
+    ngx_memzero(node, sizeof(ngx_dg_node_t));
+
+    node->index = ngx_dg_redis.nnodes++;
+    ngx_memcpy(&node->sockaddr, sa, len);
+    node->socklen = len;
+
+    node->name.len = ngx_min(name->len, sizeof(node->name_buf));
+    node->name.data = node->name_buf;
+    ngx_memcpy(node->name_buf, name->data, node->name.len);
+
+    node->backoff = NGX_DG_BACKOFF_MIN;
+
+    node->retry.handler = ngx_dg_node_retry_handler;
+    node->retry.log = ngx_dg_redis.log;
+    node->retry.data = node;
+    node->retry.cancelable = 1;
+
+    node->connect_timer.handler = ngx_dg_node_connect_timeout;
+    node->connect_timer.log = ngx_dg_redis.log;
+    node->connect_timer.data = node;
+    node->connect_timer.cancelable = 1;
+
+    return node;
+}
+
+
+/* the node of "ip:port" (a redirection, the slot map); added if new */
+
+static ngx_dg_node_t *
+ngx_dg_node_by_addr(const char *addr)
+{
+    u_char          *p, *colon;
+    size_t           len;
+    ngx_int_t        port;
+    ngx_str_t        name;
+    ngx_uint_t       i;
+    ngx_addr_t       a;
+    ngx_dg_node_t   *node;
+    ngx_sockaddr_t   sa;
+    u_char           buf[NGX_SOCKADDR_STRLEN];
+
+    len = ngx_strlen(addr);
+
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        node = &ngx_dg_redis.nodes[i];
+
+        if (node->name.len == len
+            && ngx_strncmp(node->name.data, addr, len) == 0)
+        {
+            return node;
+        }
+    }
+
+    p = (u_char *) addr;
+    colon = NULL;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] == ':') {
+            colon = p + i;
+        }
+    }
+
+    if (colon == NULL) {
+        return NULL;
+    }
+
+    port = ngx_atoi(colon + 1, p + len - colon - 1);
+    if (port <= 0 || port > 65535) {
+        return NULL;
+    }
+
+    /* numeric only: resolving would block the worker */
+    if (ngx_parse_addr(ngx_cycle->pool, &a, p, colon - p) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_memcpy(&sa, a.sockaddr, a.socklen);
+    ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
+
+    /* the same node under another spelling (the seed's configured name) */
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        node = &ngx_dg_redis.nodes[i];
+
+        if (ngx_cmp_sockaddr(&node->sockaddr.sockaddr, node->socklen,
+                             &sa.sockaddr, a.socklen, 1)
+            == NGX_OK)
+        {
+            return node;
+        }
+    }
+
+    name.data = buf;
+    name.len = ngx_sock_ntop(&sa.sockaddr, a.socklen, buf, sizeof(buf), 1);
+
+    return ngx_dg_node_add(&sa, a.socklen, &name);
 }
 
 
 static void
-ngx_dg_redis_set_state(ngx_uint_t state)
+ngx_dg_node_set_state(ngx_dg_node_t *node, ngx_uint_t state)
 {
-    ngx_dg_redis.state = state;
-    ngx_dg_stats_worker_state(state);
+    node->state = state;
+    ngx_dg_redis_update_state();
 }
 
 
 static void
-ngx_dg_redis_connect(void)
+ngx_dg_node_connect(ngx_dg_node_t *node)
 {
-    ngx_connection_t     *c;
-    redisAsyncContext    *ac;
-    ngx_dg_redis_conf_t  *rc;
+    int                rc;
+    ngx_err_t          err;
+    ngx_socket_t       s;
+    ngx_event_t       *rev, *wev;
+    ngx_connection_t  *c;
+
+    if (node->reader == NULL) {
+        node->reader = redisReaderCreate();
+        if (node->reader == NULL) {
+            ngx_dg_node_schedule(node);
+            return;
+        }
+    }
+
+    s = ngx_socket(node->sockaddr.sockaddr.sa_family, SOCK_STREAM, 0);
+    if (s == (ngx_socket_t) -1) {
+        ngx_dg_node_fail(node, "socket() failed", strerror(ngx_socket_errno));
+        return;
+    }
+
+    c = ngx_get_connection(s, ngx_dg_redis.log);
+    if (c == NULL) {
+        (void) ngx_close_socket(s);
+        ngx_dg_node_schedule(node);
+        return;
+    }
+
+    c->type = SOCK_STREAM;
+    c->recv = ngx_recv;
+    c->send = ngx_send;
+    c->log_error = NGX_ERROR_INFO;
+    c->data = node;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    rev = c->read;
+    wev = c->write;
+    rev->log = c->log;
+    wev->log = c->log;
+    rev->handler = ngx_dg_node_read_handler;
+    wev->handler = ngx_dg_node_write_handler;
+
+    node->conn = c;
+    node->tcp_up = 0;
+    node->io_up = 0;
+    node->closing = 0;
+    node->out_len = 0;
+    node->out_sent = 0;
+    node->setup_pending = 0;
+
+    if (ngx_nonblocking(s) == -1) {
+        ngx_dg_node_fail(node, "fcntl(O_NONBLOCK) failed",
+                         strerror(ngx_socket_errno));
+        return;
+    }
+
+    if (ngx_add_conn) {
+        if (ngx_add_conn(c) == NGX_ERROR) {
+            ngx_dg_node_fail(node, "adding the connection failed", "epoll");
+            return;
+        }
+    }
+
+    rc = connect(s, &node->sockaddr.sockaddr, node->socklen);
+
+    if (rc == -1) {
+        err = ngx_socket_errno;
+
+        if (err != NGX_EINPROGRESS) {
+            ngx_dg_node_fail(node, "connect failed", strerror(err));
+            return;
+        }
+    }
+
+    if (ngx_add_conn == NULL) {
+        if (ngx_add_event(rev, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK
+            || ngx_add_event(wev, NGX_WRITE_EVENT, NGX_CLEAR_EVENT)
+               != NGX_OK)
+        {
+            ngx_dg_node_fail(node, "adding events failed", "");
+            return;
+        }
+    }
+
+    ngx_dg_node_set_state(node, NGX_DG_REDIS_CONNECTING);
+
+    /* the login and the scripts go first; requests queue behind them */
+    ngx_dg_node_setup(node);
+
+    if (node->conn == NULL) {
+        return;
+    }
+
+    ngx_add_timer(&node->connect_timer,
+                  ngx_dg_redis.conf->connect_timeout);
+
+    if (rc == 0) {
+        ngx_dg_node_connected(node);
+    }
+}
+
+
+static void
+ngx_dg_node_setup(ngx_dg_node_t *node)
+{
+    int                   argc;
     const char           *argv[3];
     size_t                argvlen[3];
-    int                   argc;
     char                  db[NGX_INT_T_LEN + 1];
+    ngx_dg_redis_conf_t  *rc;
 
-    rc = &ngx_dg_redis.dmcf->redis;
-
-    if (rc->port) {
-        ac = redisAsyncConnect((char *) rc->addr.data, rc->port);
-
-    } else {
-        ac = redisAsyncConnectUnix((char *) rc->addr.data);
-    }
-
-    if (ac == NULL || ac->err) {
-        if (!ngx_dg_redis.down_logged) {
-            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                          "distill_guard: redis \"%V\" connect failed: %s",
-                          &rc->name, ac ? ac->errstr : "out of memory");
-            ngx_dg_redis.down_logged = 1;
-        }
-
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-
-        ngx_dg_redis_schedule();
-        return;
-    }
-
-    c = ngx_get_connection(ac->c.fd, ngx_dg_redis.log);
-    if (c == NULL) {
-        redisAsyncFree(ac);
-        ngx_dg_redis_schedule();
-        return;
-    }
-
-    c->data = ac;
-    c->read->handler = ngx_dg_redis_read_handler;
-    c->write->handler = ngx_dg_redis_write_handler;
-    c->read->log = c->log;
-    c->write->log = c->log;
-
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_dg_redis_add_read;
-    ac->ev.delRead = ngx_dg_redis_del_read;
-    ac->ev.addWrite = ngx_dg_redis_add_write;
-    ac->ev.delWrite = ngx_dg_redis_del_write;
-    ac->ev.cleanup = ngx_dg_redis_cleanup;
-
-    redisAsyncSetConnectCallback(ac, ngx_dg_redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, ngx_dg_redis_on_disconnect);
-
-    ngx_dg_redis.ac = ac;
-    ngx_dg_redis.conn = c;
-    ngx_dg_redis.setup_pending = 0;
-    ngx_dg_redis_set_state(NGX_DG_REDIS_CONNECTING);
-
-    /*
-     * AUTH, SELECT and the scripts are queued before anything else, so
-     * they are the first to leave once connect() completes; requests
-     * queued behind them see an authenticated connection.
-     */
+    rc = ngx_dg_redis.conf;
 
     if (rc->password.len) {
         argc = 0;
@@ -394,9 +548,12 @@ ngx_dg_redis_connect(void)
         argv[argc] = (char *) rc->password.data;
         argvlen[argc++] = rc->password.len;
 
-        redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "AUTH", argc,
-                              argv, argvlen);
-        ngx_dg_redis.setup_pending++;
+        if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "AUTH", argc, argv,
+                                argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     if (rc->db) {
@@ -404,9 +561,13 @@ ngx_dg_redis_connect(void)
         argvlen[0] = 6;
         argv[1] = db;
         argvlen[1] = ngx_sprintf((u_char *) db, "%i", rc->db) - (u_char *) db;
-        redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "SELECT", 2,
-                              argv, argvlen);
-        ngx_dg_redis.setup_pending++;
+
+        if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SELECT", 2, argv,
+                                argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     argv[0] = "SCRIPT";
@@ -415,252 +576,1369 @@ ngx_dg_redis_connect(void)
     argvlen[1] = 4;
     argv[2] = dg_window_lua;
     argvlen[2] = dg_window_lua_len;
-    redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "SCRIPT LOAD", 3,
-                          argv, argvlen);
+
+    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
+                            argvlen)
+        != NGX_OK)
+    {
+        goto failed;
+    }
 
     argv[2] = dg_fanout_lua;
     argvlen[2] = dg_fanout_lua_len;
-    redisAsyncCommandArgv(ac, ngx_dg_redis_setup_reply, "SCRIPT LOAD", 3,
-                          argv, argvlen);
-    ngx_dg_redis.setup_pending += 2;
 
-    ngx_add_timer(&ngx_dg_redis.connect_timer, rc->connect_timeout);
+    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
+                            argvlen)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (rc->cluster) {
+        /* a node that comes up tells the slot map: cheap, and current */
+        argv[0] = "CLUSTER";
+        argvlen[0] = 7;
+        argv[1] = "SLOTS";
+        argvlen[1] = 5;
+
+        if (ngx_dg_node_command(node, NGX_DG_ENT_SLOTS, "CLUSTER SLOTS", 2,
+                                argv, argvlen)
+            != NGX_OK)
+        {
+            goto failed;
+        }
+
+        ngx_dg_redis.refresh_pending++;
+    }
+
+    return;
+
+failed:
+
+    ngx_dg_node_fail(node, "setup failed", "out of memory");
+}
+
+
+/* TCP is up: TLS next, or the queued commands */
+
+static void
+ngx_dg_node_connected(ngx_dg_node_t *node)
+{
+    node->tcp_up = 1;
+
+#if (NGX_SSL)
+    if (ngx_dg_redis.conf->ssl) {
+        if (ngx_dg_node_tls_start(node) != NGX_OK) {
+            return;
+        }
+
+        (void) ngx_dg_node_handshake(node);
+        return;
+    }
+#endif
+
+    node->io_up = 1;
+    (void) ngx_dg_node_flush(node);
+}
+
+
+/*
+ * The connection is given up: every reply it owed is failed, and a new
+ * connection is scheduled.  Logged once per outage.
+ */
+
+static void
+ngx_dg_node_fail(ngx_dg_node_t *node, const char *what, const char *reason)
+{
+    ngx_uint_t       type;
+    ngx_dg_entry_t  *e;
+
+    if (!node->down_logged) {
+        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                      "distill_guard: redis \"%V\" %s%s%s", &node->name,
+                      what, reason[0] ? ": " : "", reason);
+        node->down_logged = 1;
+    }
+
+    if (node->connect_timer.timer_set) {
+        ngx_del_timer(&node->connect_timer);
+    }
+
+#if (NGX_SSL)
+    if (node->ssl) {
+        /*
+         * no close_notify on a lost connection; without the flags
+         * SSL_free() would mark the kept session not resumable
+         */
+        SSL_set_shutdown(node->ssl,
+                         SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        SSL_free(node->ssl);
+        node->ssl = NULL;
+    }
+#endif
+
+    if (node->conn) {
+        ngx_close_connection(node->conn);
+        node->conn = NULL;
+    }
+
+    node->tcp_up = 0;
+    node->io_up = 0;
+    node->out_len = 0;
+    node->out_sent = 0;
+
+    if (node->reader) {
+        redisReaderFree(node->reader);
+        node->reader = NULL;
+    }
+
+    ngx_dg_node_schedule(node);
+
+    /*
+     * The replies owed fail in order; their handlers may queue new
+     * commands, which find the node down and fail at once
+     */
+    while (node->fifo_n) {
+        e = &node->fifo[node->fifo_head];
+        type = e->type;
+        node->fifo_head = (node->fifo_head + 1) % node->fifo_size;
+        node->fifo_n--;
+
+        if (type == NGX_DG_ENT_CMD) {
+            ngx_dg_xchg_reply(e->x, node, NULL);
+
+        } else if (type == NGX_DG_ENT_SLOTS) {
+            ngx_dg_redis.refresh_pending--;
+        }
+    }
+
+    node->inflight = 0;
+
+    if (ngx_dg_redis.conf->cluster) {
+        /* a lost master may have been replaced: ask another node */
+        ngx_dg_map_refresh();
+        ngx_dg_map_check();
+    }
 }
 
 
 static void
-ngx_dg_redis_schedule(void)
+ngx_dg_node_schedule(ngx_dg_node_t *node)
 {
     ngx_msec_t  delay;
+
+    ngx_dg_node_set_state(node, NGX_DG_REDIS_DOWN);
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
         return;
     }
 
-    ngx_dg_redis_set_state(NGX_DG_REDIS_DOWN);
-
-    /* exponential backoff with jitter: workers do not reconnect in step */
-    delay = ngx_dg_redis.backoff / 2
-            + (ngx_msec_t) ngx_random() % (ngx_dg_redis.backoff / 2 + 1);
-
-    ngx_dg_redis.backoff *= 2;
-    if (ngx_dg_redis.backoff > NGX_DG_BACKOFF_MAX) {
-        ngx_dg_redis.backoff = NGX_DG_BACKOFF_MAX;
-    }
-
-    if (!ngx_dg_redis.retry.timer_set) {
-        ngx_add_timer(&ngx_dg_redis.retry, delay);
-    }
-}
-
-
-static void
-ngx_dg_redis_retry_handler(ngx_event_t *ev)
-{
-    ngx_dg_count(redis_reconnects);
-    ngx_dg_redis_connect();
-}
-
-
-static void
-ngx_dg_redis_connect_timeout(ngx_event_t *ev)
-{
-    redisAsyncContext  *ac;
-
-    if (ngx_dg_redis.state != NGX_DG_REDIS_CONNECTING
-        || ngx_dg_redis.ac == NULL)
-    {
+    /* a node that serves no slot any more is not called again */
+    if (ngx_dg_redis.conf->cluster && node->index != 0 && node->owned == 0) {
         return;
     }
 
-    if (!ngx_dg_redis.down_logged) {
-        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                      "distill_guard: redis \"%V\" connect timed out",
-                      &ngx_dg_redis.dmcf->redis.name);
-        ngx_dg_redis.down_logged = 1;
+    /* exponential backoff with jitter: workers do not reconnect in step */
+    delay = node->backoff / 2
+            + (ngx_msec_t) ngx_random() % (node->backoff / 2 + 1);
+
+    node->backoff *= 2;
+    if (node->backoff > NGX_DG_BACKOFF_MAX) {
+        node->backoff = NGX_DG_BACKOFF_MAX;
     }
 
-    ac = ngx_dg_redis.ac;
-    ngx_dg_redis.ac = NULL;
-
-    /* not connected: hiredis calls neither callback, so reschedule here */
-    redisAsyncFree(ac);
-    ngx_dg_redis_schedule();
+    if (!node->retry.timer_set) {
+        ngx_add_timer(&node->retry, delay);
+    }
 }
 
 
 static void
-ngx_dg_redis_on_connect(const redisAsyncContext *ac, int status)
+ngx_dg_node_retry_handler(ngx_event_t *ev)
 {
-    if (ngx_dg_redis.connect_timer.timer_set) {
-        ngx_del_timer(&ngx_dg_redis.connect_timer);
+    ngx_dg_node_t  *node;
+
+    node = ev->data;
+
+    if (node->conn) {
+        return;
     }
 
-    if (status != REDIS_OK) {
-        if (!ngx_dg_redis.down_logged) {
-            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                          "distill_guard: redis \"%V\" connect failed: %s",
-                          &ngx_dg_redis.dmcf->redis.name, ac->errstr);
-            ngx_dg_redis.down_logged = 1;
+    ngx_dg_count(redis_reconnects);
+    ngx_dg_node_connect(node);
+}
+
+
+static void
+ngx_dg_node_connect_timeout(ngx_event_t *ev)
+{
+    ngx_dg_node_t  *node;
+
+    node = ev->data;
+
+    if (node->state != NGX_DG_REDIS_CONNECTING || node->conn == NULL) {
+        return;
+    }
+
+    ngx_dg_node_fail(node, node->tcp_up ? "setup timed out"
+                                        : "connect timed out", "");
+}
+
+
+static void
+ngx_dg_node_write_handler(ngx_event_t *wev)
+{
+    int                err;
+    socklen_t          len;
+    ngx_connection_t  *c;
+    ngx_dg_node_t     *node;
+
+    c = wev->data;
+    node = c->data;
+
+    if (!node->tcp_up) {
+        err = 0;
+        len = sizeof(int);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
+            == -1)
+        {
+            err = ngx_socket_errno;
         }
 
-        /* hiredis frees the context after this callback */
-        ngx_dg_redis.ac = NULL;
-        ngx_dg_redis_schedule();
+        if (err) {
+            ngx_dg_node_fail(node, "connect failed", strerror(err));
+            return;
+        }
+
+        ngx_dg_node_connected(node);
+        return;
+    }
+
+#if (NGX_SSL)
+    if (node->ssl && !node->io_up) {
+        (void) ngx_dg_node_handshake(node);
+        return;
+    }
+#endif
+
+    (void) ngx_dg_node_flush(node);
+}
+
+
+static void
+ngx_dg_node_read_handler(ngx_event_t *rev)
+{
+    void              *r;
+    ssize_t            n;
+    ngx_connection_t  *c;
+    ngx_dg_node_t     *node;
+    u_char             buf[NGX_DG_READ_SIZE];
+#if (NGX_SSL)
+    int                sslerr;
+    char               reason[256];
+#endif
+
+    c = rev->data;
+    node = c->data;
+
+    if (!node->tcp_up) {
+        /* a refused connect() shows here too: the write side tells */
+        ngx_dg_node_write_handler(c->write);
+        return;
+    }
+
+#if (NGX_SSL)
+    if (node->ssl && !node->io_up) {
+        (void) ngx_dg_node_handshake(node);
+        return;
+    }
+#endif
+
+    for ( ;; ) {
+
+#if (NGX_SSL)
+        if (node->ssl) {
+            ERR_clear_error();
+            n = SSL_read(node->ssl, buf, sizeof(buf));
+
+            if (n <= 0) {
+                sslerr = SSL_get_error(node->ssl, n);
+
+                if (sslerr == SSL_ERROR_WANT_READ) {
+                    rev->ready = 0;
+                    break;
+                }
+
+                if (sslerr == SSL_ERROR_WANT_WRITE) {
+                    break;
+                }
+
+                if (sslerr == SSL_ERROR_ZERO_RETURN) {
+                    ngx_dg_node_fail(node, "connection lost", "closed");
+                    return;
+                }
+
+                ngx_dg_node_fail(node,
+                                 node->state == NGX_DG_REDIS_READY
+                                 ? "connection lost"
+                                 : "TLS handshake failed",
+                                 ngx_dg_tls_reason(node, sslerr, reason,
+                                                   sizeof(reason)));
+                return;
+            }
+
+        } else
+#endif
+        {
+            n = c->recv(c, buf, sizeof(buf));
+
+            if (n == NGX_AGAIN) {
+                break;
+            }
+
+            if (n == 0) {
+                ngx_dg_node_fail(node, "connection lost", "closed");
+                return;
+            }
+
+            if (n == NGX_ERROR) {
+                ngx_dg_node_fail(node, "connection lost",
+                                 strerror(ngx_socket_errno));
+                return;
+            }
+        }
+
+        if (redisReaderFeed(node->reader, (char *) buf, n) != REDIS_OK) {
+            ngx_dg_node_fail(node, "protocol error", node->reader->errstr);
+            return;
+        }
+
+        for ( ;; ) {
+            r = NULL;
+
+            if (redisReaderGetReply(node->reader, &r) != REDIS_OK) {
+                ngx_dg_node_fail(node, "protocol error",
+                                 node->reader->errstr);
+                return;
+            }
+
+            if (r == NULL) {
+                break;
+            }
+
+            ngx_dg_node_dispatch(node, r);
+
+            if (node->conn != c) {
+                /* failed on the way (a protocol error in a reply) */
+                return;
+            }
+        }
+    }
+
+    if (node->out_len > node->out_sent) {
+        /* a TLS write that waited for a read */
+        (void) ngx_dg_node_flush(node);
+    }
+}
+
+
+static void
+ngx_dg_node_dispatch(ngx_dg_node_t *node, redisReply *reply)
+{
+    ngx_dg_entry_t  e;
+
+    if (node->fifo_n == 0) {
+        freeReplyObject(reply);
+        ngx_dg_node_fail(node, "protocol error", "a reply nobody asked for");
+        return;
+    }
+
+    e = node->fifo[node->fifo_head];
+    node->fifo_head = (node->fifo_head + 1) % node->fifo_size;
+    node->fifo_n--;
+
+    switch (e.type) {
+
+    case NGX_DG_ENT_CMD:
+        /* the exchange owns the reply from here */
+        ngx_dg_xchg_reply(e.x, node, reply);
+        return;
+
+    case NGX_DG_ENT_SETUP:
+        ngx_dg_node_setup_reply(node, e.what, reply);
+        break;
+
+    case NGX_DG_ENT_SLOTS:
+        ngx_dg_redis.refresh_pending--;
+        ngx_dg_map_apply(node, reply);
+        break;
+
+    default: /* NGX_DG_ENT_SKIP */
+        break;
+    }
+
+    freeReplyObject(reply);
+}
+
+
+static void
+ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
+    redisReply *reply)
+{
+    u_char  err[256], failed[32];
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        /* the command's name only: AUTH's arguments are secret */
+        ngx_snprintf(err, sizeof(err) - 1, "%*s%Z",
+                     (size_t) ngx_min(reply->len, 200), reply->str);
+        err[sizeof(err) - 1] = '\0';
+        ngx_snprintf(failed, sizeof(failed) - 1, "%s failed%Z", what);
+        failed[sizeof(failed) - 1] = '\0';
+
+        ngx_dg_node_fail(node, (char *) failed, (char *) err);
+        return;
+    }
+
+    if (node->setup_pending == 0 || --node->setup_pending) {
         return;
     }
 
     /*
-     * TCP is up; the connection counts as up (backoff reset, "connected"
-     * logged) only once AUTH, SELECT and the scripts have succeeded, or a
-     * wrong password would reconnect in a tight loop
+     * The connection counts as up (backoff reset, "connected" logged)
+     * only once the login and the scripts have succeeded, or a wrong
+     * password would reconnect in a tight loop
      */
-}
 
-
-static void
-ngx_dg_redis_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    if (ngx_dg_redis.ac != ac) {
-        /* freed on purpose: whoever did it has rescheduled */
-        return;
+    if (node->connect_timer.timer_set) {
+        ngx_del_timer(&node->connect_timer);
     }
 
-    if (!ngx_dg_redis.down_logged) {
-        ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                      "distill_guard: redis \"%V\" connection lost: %s",
-                      &ngx_dg_redis.dmcf->redis.name,
-                      status == REDIS_OK ? "closed" : ac->errstr);
-        ngx_dg_redis.down_logged = 1;
-    }
-
-    ngx_dg_redis.ac = NULL;
-    ngx_dg_redis_schedule();
-}
-
-
-static void
-ngx_dg_redis_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply  *reply;
-
-    reply = r;
-
-    if (reply == NULL || ngx_dg_redis.ac != ac) {
-        /* the connection went away: its disconnect callback reschedules */
-        return;
-    }
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-
-        /* once per outage; the command name only: AUTH's are secret */
-        if (!ngx_dg_redis.down_logged) {
-            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                          "distill_guard: redis \"%V\" %s failed: %*s",
-                          &ngx_dg_redis.dmcf->redis.name, (char *) privdata,
-                          (size_t) ngx_min(reply->len, 200), reply->str);
-            ngx_dg_redis.down_logged = 1;
-        }
-
-        ngx_dg_redis.setup_pending = 0;
-        redisAsyncDisconnect(ac);
-        return;
-    }
-
-    if (ngx_dg_redis.setup_pending == 0 || --ngx_dg_redis.setup_pending) {
-        return;
-    }
-
-    if (ngx_dg_redis.down_logged) {
+    if (node->down_logged) {
         ngx_log_error(NGX_LOG_NOTICE, ngx_dg_redis.log, 0,
-                      "distill_guard: redis \"%V\" connected",
-                      &ngx_dg_redis.dmcf->redis.name);
-        ngx_dg_redis.down_logged = 0;
+                      "distill_guard: redis \"%V\" connected", &node->name);
+        node->down_logged = 0;
     }
 
-    ngx_dg_redis.backoff = NGX_DG_BACKOFF_MIN;
-    ngx_dg_redis_set_state(NGX_DG_REDIS_READY);
+#if (NGX_SSL)
+    if (node->ssl) {
+        /* TLS 1.3 tickets come after the handshake: by now they came */
+        if (node->session) {
+            SSL_SESSION_free(node->session);
+        }
+
+        node->session = SSL_get1_session(node->ssl);
+    }
+#endif
+
+    node->backoff = NGX_DG_BACKOFF_MIN;
+    ngx_dg_node_set_state(node, NGX_DG_REDIS_READY);
 }
 
 
-ngx_dg_op_t *
-ngx_dg_redis_op_alloc(void)
+/* queue bytes; they leave at the end of this event-loop turn */
+
+static ngx_int_t
+ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
 {
-    ngx_uint_t    suppressed;
-    ngx_dg_op_t  *op;
+    size_t   size;
+    u_char  *out;
 
-    if (ngx_dg_redis.inflight >= ngx_dg_redis.dmcf->redis.max_inflight) {
-        if (ngx_dg_log_allow(&ngx_dg_redis.busy_log, &suppressed)) {
-            ngx_log_error(NGX_LOG_WARN, ngx_dg_redis.log, 0,
-                          "distill_guard: %ui redis requests in flight, "
-                          "failing new ones until replies come (at most "
-                          "one line per %d s, %ui suppressed before this "
-                          "one)", ngx_dg_redis.inflight,
-                          NGX_DG_LOG_INTERVAL, suppressed);
-        }
-
-        return NULL;
+    if (node->out_sent && node->out_sent == node->out_len) {
+        node->out_sent = 0;
+        node->out_len = 0;
     }
 
-    op = ngx_dg_redis.free;
+    if (node->out_len + len > node->out_size) {
+        size = ngx_max(node->out_size * 2, 4096);
 
-    if (op) {
-        ngx_dg_redis.free = op->next;
+        while (size < node->out_len + len) {
+            size *= 2;
+        }
+
+        out = ngx_alloc(size, ngx_dg_redis.log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (node->out_len) {
+            ngx_memcpy(out, node->out, node->out_len);
+        }
+
+        ngx_free(node->out);
+        node->out = out;
+        node->out_size = size;
+    }
+
+    ngx_memcpy(node->out + node->out_len, p, len);
+    node->out_len += len;
+
+    ngx_dg_node_post(node);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_dg_node_post(ngx_dg_node_t *node)
+{
+    ngx_connection_t  *c;
+
+    c = node->conn;
+
+    if (c && node->io_up && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+static ngx_int_t
+ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
+    const char *what)
+{
+    ngx_uint_t       i, size;
+    ngx_dg_entry_t  *fifo, *e;
+
+    if (node->fifo_n == node->fifo_size) {
+        size = ngx_max(node->fifo_size * 2, 64);
+
+        fifo = ngx_alloc(size * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
+        if (fifo == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < node->fifo_n; i++) {
+            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
+        }
+
+        ngx_free(node->fifo);
+        node->fifo = fifo;
+        node->fifo_head = 0;
+        node->fifo_size = size;
+    }
+
+    e = &node->fifo[(node->fifo_head + node->fifo_n) % node->fifo_size];
+    e->x = x;
+    e->type = type;
+    e->what = what;
+    node->fifo_n++;
+
+    if (type == NGX_DG_ENT_SETUP) {
+        node->setup_pending++;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type, const char *what,
+    int argc, const char **argv, const size_t *argvlen)
+{
+    int        len;
+    char      *cmd;
+    ngx_int_t  rc;
+
+    len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_dg_node_append(node, (u_char *) cmd, len);
+    free(cmd);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_dg_node_expect(node, type, NULL, what);
+}
+
+
+static ngx_int_t
+ngx_dg_node_flush(ngx_dg_node_t *node)
+{
+    ssize_t            n;
+    size_t             len;
+    ngx_connection_t  *c;
+#if (NGX_SSL)
+    int                sslerr;
+    char               reason[256];
+#endif
+
+    c = node->conn;
+
+    if (c == NULL || !node->io_up) {
+        return NGX_AGAIN;
+    }
+
+    while (node->out_sent < node->out_len) {
+        len = node->out_len - node->out_sent;
+
+#if (NGX_SSL)
+        if (node->ssl) {
+            ERR_clear_error();
+            n = SSL_write(node->ssl, node->out + node->out_sent, len);
+
+            if (n <= 0) {
+                sslerr = SSL_get_error(node->ssl, n);
+
+                if (sslerr == SSL_ERROR_WANT_WRITE) {
+                    c->write->ready = 0;
+                    return NGX_AGAIN;
+                }
+
+                if (sslerr == SSL_ERROR_WANT_READ) {
+                    return NGX_AGAIN;
+                }
+
+                ngx_dg_node_fail(node, "connection lost",
+                                 ngx_dg_tls_reason(node, sslerr, reason,
+                                                   sizeof(reason)));
+                return NGX_ERROR;
+            }
+
+        } else
+#endif
+        {
+            n = c->send(c, node->out + node->out_sent, len);
+
+            if (n == NGX_AGAIN) {
+                return NGX_AGAIN;
+            }
+
+            if (n == NGX_ERROR) {
+                ngx_dg_node_fail(node, "connection lost",
+                                 strerror(ngx_socket_errno));
+                return NGX_ERROR;
+            }
+        }
+
+        node->out_sent += n;
+    }
+
+    node->out_sent = 0;
+    node->out_len = 0;
+
+    return NGX_OK;
+}
+
+
+#if (NGX_SSL)
+
+static ngx_int_t
+ngx_dg_node_tls_start(ngx_dg_node_t *node)
+{
+    SSL                  *ssl;
+    X509_VERIFY_PARAM    *param;
+    ngx_dg_redis_conf_t  *rc;
+
+    rc = ngx_dg_redis.conf;
+
+    ssl = SSL_new(rc->ssl->ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, node->conn->fd) != 1) {
+        if (ssl) {
+            SSL_free(ssl);
+        }
+
+        ngx_dg_node_fail(node, "TLS setup failed", "SSL_new()");
+        return NGX_ERROR;
+    }
+
+    node->ssl = ssl;
+
+    SSL_set_connect_state(ssl);
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE
+                      | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+    if (rc->tls_name.len && !rc->tls_name_ip) {
+        (void) SSL_set_tlsext_host_name(ssl, (char *) rc->tls_name.data);
+    }
+
+    if (rc->tls_verify && rc->tls_name.len) {
+        param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM_set_hostflags(param,
+                                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+
+        if (rc->tls_name_ip) {
+            (void) X509_VERIFY_PARAM_set1_ip_asc(param,
+                                                 (char *) rc->tls_name.data);
+
+        } else {
+            (void) X509_VERIFY_PARAM_set1_host(param,
+                                               (char *) rc->tls_name.data,
+                                               rc->tls_name.len);
+        }
+    }
+
+    if (node->session) {
+        (void) SSL_set_session(ssl, node->session);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_dg_node_handshake(ngx_dg_node_t *node)
+{
+    int                n, sslerr;
+    char               reason[256];
+    ngx_connection_t  *c;
+
+    c = node->conn;
+
+    ERR_clear_error();
+    n = SSL_do_handshake(node->ssl);
+
+    if (n == 1) {
+        ngx_dg_count(redis_tls_handshakes);
+
+        if (SSL_session_reused(node->ssl)) {
+            ngx_dg_count(redis_tls_reused);
+        }
+
+        node->io_up = 1;
+        return ngx_dg_node_flush(node);
+    }
+
+    sslerr = SSL_get_error(node->ssl, n);
+
+    if (sslerr == SSL_ERROR_WANT_READ) {
+        c->read->ready = 0;
+        return NGX_AGAIN;
+    }
+
+    if (sslerr == SSL_ERROR_WANT_WRITE) {
+        c->write->ready = 0;
+        return NGX_AGAIN;
+    }
+
+    ngx_dg_node_fail(node, "TLS handshake failed",
+                     ngx_dg_tls_reason(node, sslerr, reason, sizeof(reason)));
+
+    return NGX_ERROR;
+}
+
+
+/* why TLS failed, in words an operator can act on */
+
+static const char *
+ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr, char *buf, size_t size)
+{
+    long           v;
+    unsigned long  e;
+    const char    *r;
+
+    e = ERR_peek_last_error();
+    v = SSL_get_verify_result(node->ssl);
+
+    if (v != X509_V_OK && ngx_dg_redis.conf->tls_verify) {
+        ngx_snprintf((u_char *) buf, size - 1, "certificate verify failed "
+                     "(%s)%Z", X509_verify_cert_error_string(v));
+
+    } else if (e) {
+        r = ERR_reason_error_string(e);
+        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
+                     r ? r : "unknown TLS error");
+
+    } else if (sslerr == SSL_ERROR_SYSCALL) {
+        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
+                     ngx_socket_errno ? strerror(ngx_socket_errno)
+                                      : "closed by the server");
 
     } else {
-        op = ngx_alloc(sizeof(ngx_dg_op_t), ngx_dg_redis.log);
-        if (op == NULL) {
+        ngx_snprintf((u_char *) buf, size - 1, "TLS error %d%Z", sslerr);
+    }
+
+    buf[size - 1] = '\0';
+    ERR_clear_error();
+
+    return buf;
+}
+
+#endif
+
+
+/* exchanges */
+
+ngx_dg_xchg_t *
+ngx_dg_redis_xchg_alloc(void)
+{
+    ngx_dg_xchg_t  *x;
+
+    x = ngx_dg_redis.free;
+
+    if (x) {
+        ngx_dg_redis.free = x->next;
+
+    } else {
+        x = ngx_alloc(sizeof(ngx_dg_xchg_t), ngx_dg_redis.log);
+        if (x == NULL) {
             return NULL;
         }
     }
 
-    ngx_memzero(op, sizeof(ngx_dg_op_t));
+    ngx_memzero(x, offsetof(ngx_dg_xchg_t, buf));
 
-    return op;
+    return x;
+}
+
+
+void
+ngx_dg_redis_xchg_free(ngx_dg_xchg_t *x)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < x->n; i++) {
+        if (x->reply[i]) {
+            freeReplyObject(x->reply[i]);
+        }
+    }
+
+    x->next = ngx_dg_redis.free;
+    ngx_dg_redis.free = x;
+}
+
+
+/* one more command of the exchange, formatted into its buffer */
+
+ngx_int_t
+ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd)
+{
+    int          len;
+    char        *p;
+    size_t       klen;
+    const char  *key;
+
+    if (x->n == NGX_DG_XCHG_CMDS) {
+        return NGX_ERROR;
+    }
+
+    if (x->n == 0) {
+        key = dg_cmd_key(cmd->argc, cmd->argv, cmd->argvlen, &klen);
+        x->slot = key ? dg_slot(key, klen) : 0;
+    }
+
+    len = redisFormatCommandArgv(&p, cmd->argc, cmd->argv, cmd->argvlen);
+    if (len < 0) {
+        return NGX_ERROR;
+    }
+
+    if (x->off[x->n] + len > sizeof(x->buf)) {
+        free(p);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(x->buf + x->off[x->n], p, len);
+    free(p);
+
+    x->n++;
+    x->off[x->n] = x->off[x->n - 1] + len;
+
+    return NGX_OK;
+}
+
+
+static ngx_dg_node_t *
+ngx_dg_redis_route(ngx_uint_t slot)
+{
+    ngx_uint_t  i;
+
+    if (!ngx_dg_redis.conf->cluster) {
+        return &ngx_dg_redis.nodes[0];
+    }
+
+    i = ngx_dg_redis.slots[slot];
+
+    if (i == NGX_DG_NO_NODE) {
+        ngx_dg_map_refresh();
+        return NULL;
+    }
+
+    return &ngx_dg_redis.nodes[i];
+}
+
+
+/*
+ * Sends an exchange built with ngx_dg_redis_xchg_add().  NGX_OK: its
+ * handler will be called (never from here); else the exchange is freed
+ * and nothing is sent: NGX_DECLINED when the node of its slot is down,
+ * NGX_BUSY at max_inflight, NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_dg_redis_xchg_send(ngx_dg_xchg_t *x)
+{
+    ngx_uint_t      suppressed;
+    ngx_dg_node_t  *node;
+
+    node = ngx_dg_redis_route(x->slot);
+
+    if (node == NULL || node->state == NGX_DG_REDIS_DOWN) {
+        ngx_dg_redis_xchg_free(x);
+        return NGX_DECLINED;
+    }
+
+    if (x->handler && node->inflight >= ngx_dg_redis.conf->max_inflight) {
+        if (ngx_dg_log_allow(&ngx_dg_redis.busy_log, &suppressed)) {
+            ngx_log_error(NGX_LOG_WARN, ngx_dg_redis.log, 0,
+                          "distill_guard: %ui redis requests in flight to "
+                          "\"%V\", failing new ones until replies come (at "
+                          "most one line per %d s, %ui suppressed before "
+                          "this one)", node->inflight, &node->name,
+                          NGX_DG_LOG_INTERVAL, suppressed);
+        }
+
+        ngx_dg_redis_xchg_free(x);
+        return NGX_BUSY;
+    }
+
+    x->bad = NGX_DG_XCHG_CMDS;
+
+    if (ngx_dg_xchg_push(x, node, 0, 0, 0) != NGX_OK) {
+        ngx_dg_redis_xchg_free(x);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
+    ngx_uint_t asking, ngx_uint_t reload)
+{
+    ngx_uint_t   i;
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    if (reload) {
+        /* the scripts again (SCRIPT FLUSH, a restarted Redis) */
+        argv[0] = "SCRIPT";
+        argvlen[0] = 6;
+        argv[1] = "LOAD";
+        argvlen[1] = 4;
+        argv[2] = dg_window_lua;
+        argvlen[2] = dg_window_lua_len;
+
+        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
+                                argvlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        argv[2] = dg_fanout_lua;
+        argvlen[2] = dg_fanout_lua_len;
+
+        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
+                                argvlen)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = from; i < x->n; i++) {
+
+        if (asking
+            && (ngx_dg_node_append(node, (u_char *) ngx_dg_asking,
+                                   sizeof(ngx_dg_asking) - 1)
+                != NGX_OK
+                || ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL)
+                   != NGX_OK))
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_dg_node_append(node, x->buf + x->off[i],
+                               x->off[i + 1] - x->off[i])
+            != NGX_OK
+            || ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    x->node = node->index;
+    x->nreplied = from;
+    x->bad = NGX_DG_XCHG_CMDS;
+
+    if (x->handler) {
+        node->inflight++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A reply to command x->nreplied of the exchange, or NULL when none will
+ * come.  A redirection or a missing script marks the exchange for
+ * sending again from that command on, once the replies sent with it
+ * are in: those after it answered for a command that did not run.
+ */
+
+static void
+ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node, redisReply *reply)
+{
+    ngx_uint_t       i, from, asking, reload;
+    dg_redirect_t    rd;
+    ngx_dg_node_t   *to;
+    dg_reply_kind_t  kind;
+
+    i = x->nreplied++;
+
+    if (x->bad < i) {
+        /* answered for a command that is sent again */
+        if (reply) {
+            freeReplyObject(reply);
+        }
+
+    } else if (reply && reply->type == REDIS_REPLY_ERROR
+               && x->tries < NGX_DG_XCHG_TRIES - 1
+               && (kind = dg_reply_redirect(reply->str, reply->len, &rd))
+                  != DG_REPLY_ERROR
+               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN)
+    {
+        x->bad = i;
+        x->redirect = rd;
+        freeReplyObject(reply);
+
+    } else {
+        x->reply[i] = reply;
+    }
+
+    if (x->nreplied < x->n) {
+        return;
+    }
+
+    if (x->handler && node->inflight) {
+        node->inflight--;
+    }
+
+    if (x->bad == NGX_DG_XCHG_CMDS) {
+        ngx_dg_xchg_done(x);
+        return;
+    }
+
+    /* send again from the first command that did not run */
+
+    from = x->bad;
+    asking = 0;
+    reload = 0;
+    to = node;
+    x->tries++;
+
+    switch (x->redirect.kind) {
+
+    case DG_REPLY_MOVED:
+        to = ngx_dg_node_by_addr(x->redirect.addr);
+
+        if (to && ngx_dg_redis.slots) {
+            /* this slot at once; the rest of the map with a refresh */
+            ngx_dg_redis.slots[x->redirect.slot] = (u_char) to->index;
+            to->owned++;
+            ngx_dg_map_refresh();
+        }
+
+        break;
+
+    case DG_REPLY_ASK:
+        to = ngx_dg_node_by_addr(x->redirect.addr);
+        asking = 1;
+        break;
+
+    default: /* DG_REPLY_NOSCRIPT */
+        reload = 1;
+        break;
+    }
+
+    if (to && to->state == NGX_DG_REDIS_DOWN && to->conn == NULL
+        && !to->retry.timer_set)
+    {
+        ngx_dg_node_connect(to);
+    }
+
+    if (to == NULL || to->state == NGX_DG_REDIS_DOWN
+        || ngx_dg_xchg_push(x, to, from, asking, reload) != NGX_OK)
+    {
+        /* the commands from there on have no reply */
+        x->nreplied = x->n;
+        x->bad = NGX_DG_XCHG_CMDS;
+        ngx_dg_xchg_done(x);
+    }
 }
 
 
 static void
-ngx_dg_redis_op_free(ngx_dg_op_t *op)
+ngx_dg_xchg_done(ngx_dg_xchg_t *x)
 {
-    op->next = ngx_dg_redis.free;
-    ngx_dg_redis.free = op;
-}
+    ngx_uint_t   i;
+    redisReply  *r;
 
+    if (x->handler) {
+        x->handler(x);
 
-ngx_int_t
-ngx_dg_redis_send(ngx_dg_op_t *op)
-{
-    ngx_uint_t  kind;
+    } else {
+        /* nobody waits: errors are only counted and logged */
+        for (i = 0; i < x->n; i++) {
+            r = x->reply[i];
 
-    if (!ngx_dg_redis_ready()) {
-        ngx_dg_redis_op_free(op);
-        return NGX_DECLINED;
-    }
+            if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+                ngx_dg_count(redis_errors);
 
-    if (ngx_dg_redis_queue(op, NGX_DG_KIND_WINDOW, 0) != NGX_ERROR
-        && ngx_dg_redis_queue(op, NGX_DG_KIND_VALUE, 0) != NGX_ERROR)
-    {
-        for (kind = 0; kind < DG_FANOUT_N; kind++) {
-            if (op->fanout_skip & (1 << kind)) {
-                continue;
-            }
-
-            if (ngx_dg_redis_queue(op, kind, 0) == NGX_ERROR) {
-                break;
+                if (r) {
+                    ngx_dg_redis_log_error(" (state write)", r);
+                }
             }
         }
     }
 
-    if (op->pending == 0) {
-        ngx_dg_redis_op_free(op);
-        return NGX_ERROR;
+    ngx_dg_redis_xchg_free(x);
+}
+
+
+/*
+ * A write whose reply nobody waits for (a key's change of state): it
+ * rides the same pipeline, and a failure is only counted and logged.
+ */
+
+void
+ngx_dg_redis_fire(dg_cmd_t *cmd)
+{
+    ngx_dg_xchg_t  *x;
+
+    x = ngx_dg_redis_xchg_alloc();
+    if (x == NULL) {
+        return;
     }
 
-    op->start_us = ngx_dg_now_us();
-    ngx_dg_redis.inflight++;
+    if (ngx_dg_redis_xchg_add(x, cmd) != NGX_OK) {
+        ngx_dg_redis_xchg_free(x);
+        ngx_dg_count(redis_errors);
+        return;
+    }
 
-    return NGX_OK;
+    (void) ngx_dg_redis_xchg_send(x);
+}
+
+
+/* the slot map of a cluster */
+
+static void
+ngx_dg_map_refresh(void)
+{
+    ngx_uint_t      i, n;
+    const char     *argv[2];
+    size_t          argvlen[2];
+    ngx_dg_node_t  *node;
+
+    if (!ngx_dg_redis.conf->cluster || ngx_dg_redis.refresh_pending) {
+        return;
+    }
+
+    argv[0] = "CLUSTER";
+    argvlen[0] = 7;
+    argv[1] = "SLOTS";
+    argvlen[1] = 5;
+
+    /* any node that answers; not always the first */
+    n = ngx_dg_redis.nnodes;
+
+    for (i = 0; i < n; i++) {
+        node = &ngx_dg_redis.nodes[(i + (ngx_uint_t) ngx_random()) % n];
+
+        if (node->state == NGX_DG_REDIS_READY) {
+            if (ngx_dg_node_command(node, NGX_DG_ENT_SLOTS, NULL, 2, argv,
+                                    argvlen)
+                == NGX_OK)
+            {
+                ngx_dg_redis.refresh_pending++;
+            }
+
+            return;
+        }
+    }
+
+    /* none answers: the seed, as soon as its backoff lets it */
+    node = &ngx_dg_redis.nodes[0];
+
+    if (node->conn == NULL && !node->retry.timer_set) {
+        ngx_dg_node_connect(node);
+    }
+}
+
+
+static void
+ngx_dg_map_apply(ngx_dg_node_t *from, redisReply *reply)
+{
+    int               n, k;
+    u_char           *slots;
+    ngx_uint_t        i, s, suppressed;
+    ngx_dg_node_t    *node;
+    dg_slot_range_t  *ranges;
+    char              self[DG_ADDR_LEN];
+
+    ranges = ngx_alloc(DG_SLOTS * sizeof(dg_slot_range_t) / 16,
+                       ngx_dg_redis.log);
+    if (ranges == NULL) {
+        return;
+    }
+
+    ngx_memcpy(self, from->name.data, ngx_min(from->name.len,
+                                              DG_ADDR_LEN - 1));
+    self[ngx_min(from->name.len, DG_ADDR_LEN - 1)] = '\0';
+
+    n = dg_cluster_slots(reply, self, ranges, DG_SLOTS / 16);
+
+    if (n <= 0) {
+        if (ngx_dg_log_allow(&ngx_dg_redis.map_log, &suppressed)) {
+            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                          "distill_guard: redis \"%V\" gave no slot map%s%*s "
+                          "(is it a cluster node?)", &from->name,
+                          reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                          reply->type == REDIS_REPLY_ERROR
+                          ? (size_t) ngx_min(reply->len, 200) : 0,
+                          reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        }
+
+        ngx_free(ranges);
+        return;
+    }
+
+    slots = ngx_dg_redis.slots;
+    ngx_memset(slots, NGX_DG_NO_NODE, DG_SLOTS);
+
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        ngx_dg_redis.nodes[i].owned = 0;
+    }
+
+    for (k = 0; k < n; k++) {
+        node = ngx_dg_node_by_addr(ranges[k].addr);
+
+        if (node == NULL) {
+            if (ngx_dg_log_allow(&ngx_dg_redis.map_log, &suppressed)) {
+                ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
+                              "distill_guard: redis cluster node \"%s\" "
+                              "cannot be used (not an IP address, or more "
+                              "than %d nodes)", ranges[k].addr,
+                              NGX_DG_NODES_MAX);
+            }
+
+            continue;
+        }
+
+        for (s = ranges[k].first; s <= ranges[k].last; s++) {
+            slots[s] = (u_char) node->index;
+        }
+
+        node->owned += ranges[k].last - ranges[k].first + 1;
+    }
+
+    ngx_free(ranges);
+
+    /* every master is connected before a request needs it */
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        node = &ngx_dg_redis.nodes[i];
+
+        if (node->owned && node->conn == NULL && !node->retry.timer_set) {
+            ngx_dg_node_connect(node);
+        }
+    }
+
+    ngx_dg_map_check();
+    ngx_dg_redis_update_state();
+}
+
+
+/* while a slot has no master, or a master is lost: refresh again soon */
+
+static void
+ngx_dg_map_check(void)
+{
+    ngx_uint_t  s, i;
+
+    for (s = 0; s < DG_SLOTS; s++) {
+        i = ngx_dg_redis.slots[s];
+
+        if (i == NGX_DG_NO_NODE
+            || ngx_dg_redis.nodes[i].state == NGX_DG_REDIS_DOWN)
+        {
+            if (!ngx_dg_redis.map_timer.timer_set
+                && !(ngx_exiting || ngx_terminate || ngx_quit))
+            {
+                ngx_add_timer(&ngx_dg_redis.map_timer, NGX_DG_MAP_RETRY);
+            }
+
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_dg_map_timer_handler(ngx_event_t *ev)
+{
+    ngx_dg_map_refresh();
+    ngx_dg_map_check();
+}
+
+
+/*
+ * The worker's state for the status page: ready when every node that
+ * serves slots is, down when none can take a command.
+ */
+
+static void
+ngx_dg_redis_update_state(void)
+{
+    ngx_uint_t      i, ready, usable, all;
+    ngx_dg_node_t  *node;
+
+    ready = 0;
+    usable = 0;
+    all = 1;
+
+    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
+        node = &ngx_dg_redis.nodes[i];
+
+        if (ngx_dg_redis.conf->cluster && node->owned == 0) {
+            continue;
+        }
+
+        if (node->state == NGX_DG_REDIS_READY) {
+            ready++;
+
+        } else {
+            all = 0;
+        }
+
+        if (node->state != NGX_DG_REDIS_DOWN) {
+            usable++;
+        }
+    }
+
+    if (ngx_dg_redis.conf->cluster && ngx_dg_redis.slots
+        && ready + usable == 0)
+    {
+        /* no map yet: the seed tells */
+        usable = ngx_dg_redis.nodes[0].state != NGX_DG_REDIS_DOWN;
+    }
+
+    if (ready && all) {
+        ngx_dg_redis.state = NGX_DG_REDIS_READY;
+
+    } else if (usable) {
+        ngx_dg_redis.state = NGX_DG_REDIS_CONNECTING;
+
+    } else {
+        ngx_dg_redis.state = NGX_DG_REDIS_DOWN;
+    }
+
+    ngx_dg_stats_worker_state(ngx_dg_redis.state);
 }
 
 
@@ -688,6 +1966,13 @@ ngx_dg_redis_log_error(const char *what, redisReply *reply)
 }
 
 
+void
+ngx_dg_redis_reply_error(redisReply *reply)
+{
+    ngx_dg_redis_log_error("", reply);
+}
+
+
 /* 1: log now, and *suppressed lines were not logged since the last one */
 
 static ngx_int_t
@@ -707,327 +1992,4 @@ ngx_dg_log_allow(ngx_dg_log_limit_t *ll, ngx_uint_t *suppressed)
     ll->suppressed = 0;
 
     return 1;
-}
-
-
-/*
- * A write whose reply nobody waits for (a key's change of state): it
- * rides the same pipeline, and a failure is only counted and logged.
- */
-
-void
-ngx_dg_redis_fire(dg_cmd_t *cmd)
-{
-    if (!ngx_dg_redis_ready()) {
-        return;
-    }
-
-    if (redisAsyncCommandArgv(ngx_dg_redis.ac, ngx_dg_redis_fire_reply, NULL,
-                              cmd->argc, cmd->argv, cmd->argvlen)
-        != REDIS_OK)
-    {
-        ngx_dg_count(redis_errors);
-    }
-}
-
-
-static void
-ngx_dg_redis_fire_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply  *reply;
-
-    reply = r;
-
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_dg_count(redis_errors);
-
-        /* a conversation count after a script flush: the next fan-out
-         * command loads the script again */
-        if (reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0) {
-            ngx_dg_redis_log_error(" (state write)", reply);
-        }
-    }
-}
-
-
-/* NGX_OK: queued; NGX_DONE: nothing to send; NGX_ERROR */
-
-static ngx_int_t
-ngx_dg_redis_queue(ngx_dg_op_t *op, ngx_uint_t kind, ngx_uint_t eval)
-{
-    int                                  rc;
-    dg_cmd_t                             cmd;
-    const char                          *sha;
-    ngx_http_distill_guard_main_conf_t  *dmcf;
-
-    dmcf = ngx_dg_redis.dmcf;
-
-    if (op->nsent == sizeof(op->kinds)) {
-        return NGX_ERROR;
-    }
-
-    if (kind == NGX_DG_KIND_WINDOW) {
-        sha = eval ? NULL : dmcf->window_sha;
-        rc = dg_window_cmd(&cmd, &op->req, sha);
-
-    } else if (kind == NGX_DG_KIND_VALUE) {
-        rc = dg_window_get_cmd(&cmd, &op->req);
-
-    } else {
-        sha = eval ? NULL : dmcf->fanout_sha;
-        rc = dg_fanout_cmd(&cmd, &op->req, (dg_fanout_t) kind, sha);
-    }
-
-    if (rc == 1) {
-        return NGX_DONE;
-    }
-
-    if (rc != 0 || ngx_dg_redis.ac == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (redisAsyncCommandArgv(ngx_dg_redis.ac, ngx_dg_redis_reply, op,
-                              cmd.argc, cmd.argv, cmd.argvlen)
-        != REDIS_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    op->kinds[op->nsent++] = (u_char) kind;
-    op->pending++;
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_dg_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    size_t        i, n;
-    int64_t       v[2];
-    uint64_t      us;
-    ngx_uint_t    kind;
-    redisReply   *reply;
-    ngx_dg_op_t  *op;
-
-    reply = r;
-    op = privdata;
-    kind = op->kinds[op->nreplied++];
-
-    if (reply == NULL) {
-        /* the connection went away with this command unanswered */
-        op->errors++;
-
-    } else if (reply->type == REDIS_REPLY_ERROR) {
-
-        if (reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
-            && !(op->noscript_retried & (1 << kind))
-            && ngx_dg_redis.ac == ac)
-        {
-            /*
-             * Redis restarted or its script cache was flushed: EVAL the
-             * text, which caches it again for every later EVALSHA; once
-             * per command
-             */
-            op->noscript_retried |= 1 << kind;
-
-            /* the window's value is read again after the script */
-            if (ngx_dg_redis_queue(op, kind, 1) == NGX_OK
-                && (kind != NGX_DG_KIND_WINDOW
-                    || ngx_dg_redis_queue(op, NGX_DG_KIND_VALUE, 0)
-                       == NGX_OK))
-            {
-                op->pending--;
-                return;
-            }
-        }
-
-        ngx_dg_redis_log_error("", reply);
-        op->errors++;
-
-    } else if (kind == NGX_DG_KIND_WINDOW) {
-
-        /* a packed string: src/dg_profile.h; the value comes with GET */
-        op->nwreply = reply->type == REDIS_REPLY_STRING
-                      ? dg_window_unpack(reply->str, reply->len, op->wreply)
-                      : 0;
-
-        if (op->nwreply == 0) {
-            op->errors++;
-        }
-
-    } else if (kind == NGX_DG_KIND_VALUE) {
-
-        if (reply->type == REDIS_REPLY_STRING
-            && reply->len == sizeof(op->window))
-        {
-            ngx_memcpy(op->window, reply->str, sizeof(op->window));
-            op->have_value = 1;
-        }
-
-    } else if (reply->type == REDIS_REPLY_ARRAY) {
-        n = ngx_min(reply->elements, 2);
-
-        for (i = 0; i < n; i++) {
-            v[i] = reply->element[i]->type == REDIS_REPLY_INTEGER
-                   ? reply->element[i]->integer : 0;
-        }
-
-        if (dg_fanout_reply(&op->profile, (dg_fanout_t) kind, v, n) == 0) {
-            op->fanout_got |= 1 << kind;
-        }
-    }
-
-    if (--op->pending) {
-        return;
-    }
-
-    if (op->have_value
-        && dg_window_reply(&op->profile, op->req.window_ms, op->window,
-                           sizeof(op->window), op->wreply, op->nwreply)
-           == 0)
-    {
-        op->have_window = 1;
-
-    } else {
-        op->errors++;
-    }
-
-    ngx_dg_redis.inflight--;
-
-    if (op->errors) {
-        ngx_dg_count(redis_errors);
-
-    } else {
-        ngx_dg_count(redis_replies);
-    }
-
-    /*
-     * a reply whose request has gone (timed out, client closed) is no
-     * round trip a request saw: after a SIGSTOP it would read seconds
-     */
-    if (op->data) {
-        us = ngx_dg_now_us() - op->start_us;
-        ngx_dg_stats_latency(us);
-        op->handler(op);
-    }
-
-    ngx_dg_redis_op_free(op);
-}
-
-
-/* the event loop side */
-
-static void
-ngx_dg_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    /* may free the context and, through cleanup, this connection */
-    redisAsyncHandleRead(c->data);
-}
-
-
-static void
-ngx_dg_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    redisAsyncHandleWrite(c->data);
-}
-
-
-/*
- * Level-triggered events: hiredis reads at most one buffer per call, so
- * with edge-triggered ones a burst of replies larger than that would
- * wait for the next packet.
- */
-
-static void
-ngx_dg_redis_add_read(void *privdata)
-{
-    ngx_connection_t  *c;
-
-    c = privdata;
-
-    if (!c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "distill_guard: adding redis read event failed");
-        }
-    }
-}
-
-
-static void
-ngx_dg_redis_del_read(void *privdata)
-{
-    ngx_connection_t  *c;
-
-    c = privdata;
-
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
-static void
-ngx_dg_redis_add_write(void *privdata)
-{
-    ngx_connection_t  *c;
-
-    c = privdata;
-
-    if (!c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "distill_guard: adding redis write event failed");
-        }
-    }
-}
-
-
-static void
-ngx_dg_redis_del_write(void *privdata)
-{
-    ngx_connection_t  *c;
-
-    c = privdata;
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-static void
-ngx_dg_redis_cleanup(void *privdata)
-{
-    ngx_connection_t  *c;
-
-    c = privdata;
-
-    ngx_dg_redis_del_read(c);
-    ngx_dg_redis_del_write(c);
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    /* hiredis closes the socket itself right after this */
-    ngx_free_connection(c);
-    c->fd = (ngx_socket_t) -1;
-
-    if (ngx_dg_redis.conn == c) {
-        ngx_dg_redis.conn = NULL;
-    }
 }

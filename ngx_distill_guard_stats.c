@@ -306,11 +306,14 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
     }
 
     redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                      " s:I}",
+                      " s:I, s:I, s:I}",
                       "errors", (json_int_t) st->redis_errors,
                       "timeouts", (json_int_t) st->redis_timeouts,
                       "unavailable", (json_int_t) st->redis_unavailable,
                       "reconnects", (json_int_t) st->redis_reconnects,
+                      "tls_handshakes",
+                      (json_int_t) st->redis_tls_handshakes,
+                      "tls_reused", (json_int_t) st->redis_tls_reused,
                       "latency_p50_us",
                       (json_int_t) ngx_dg_stats_percentile(st, 50),
                       "latency_p99_us",
@@ -440,13 +443,20 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# HELP distill_guard_redis_reconnects_total Reconnect attempts.\n"
         "# TYPE distill_guard_redis_reconnects_total counter\n"
         "distill_guard_redis_reconnects_total %uA\n"
+        "# HELP distill_guard_redis_tls_handshakes_total TLS handshakes "
+        "with Redis, and of them the resumed sessions.\n"
+        "# TYPE distill_guard_redis_tls_handshakes_total counter\n"
+        "distill_guard_redis_tls_handshakes_total{session=\"new\"} %uA\n"
+        "distill_guard_redis_tls_handshakes_total{session=\"reused\"} %uA\n"
         "# HELP distill_guard_redis_workers Workers by connection state.\n"
         "# TYPE distill_guard_redis_workers gauge\n"
         "distill_guard_redis_workers{state=\"ready\"} %ui\n"
         "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
         "distill_guard_redis_workers{state=\"down\"} %ui\n",
         st->redis_errors, st->redis_timeouts, st->redis_unavailable,
-        st->redis_reconnects, w[2], w[1], w[0]);
+        st->redis_reconnects,
+        st->redis_tls_handshakes - st->redis_tls_reused,
+        st->redis_tls_reused, w[2], w[1], w[0]);
 
     p = ngx_dg_stats_prom_latency(p, last, st);
 
