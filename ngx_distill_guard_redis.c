@@ -21,7 +21,7 @@
 
 
 static ngx_dg_node_t *ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len,
-    ngx_str_t *name);
+    ngx_str_t *name, ngx_str_t *host);
 static void ngx_dg_node_connected(ngx_dg_node_t *node);
 static void ngx_dg_node_setup(ngx_dg_node_t *node);
 static void ngx_dg_node_fail(ngx_dg_node_t *node, const char *what,
@@ -41,6 +41,8 @@ static ngx_int_t ngx_dg_node_handshake(ngx_dg_node_t *node);
 static ngx_int_t ngx_dg_node_tls_start(ngx_dg_node_t *node);
 static const char *ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr,
     char *buf, size_t size);
+static const char *ngx_dg_tls_what(ngx_dg_node_t *node);
+static int ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 #endif
 
 
@@ -63,8 +65,9 @@ ngx_int_t
 ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_distill_guard_main_conf_t *dmcf)
 {
+    ngx_uint_t            i;
     ngx_dg_redis_conf_t  *rc;
-    ngx_dg_node_t        *node;
+    ngx_dg_redis_addr_t  *addr;
 
     ngx_memzero(&ngx_dg_redis, sizeof(ngx_dg_redis_t));
 
@@ -94,13 +97,29 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
         ngx_dg_redis.map_timer.cancelable = 1;
     }
 
-    /* node 0: the configured server, or the cluster's seed */
-    node = ngx_dg_node_add(&rc->sockaddr, rc->socklen, &rc->name);
-    if (node == NULL) {
-        return NGX_ERROR;
+#if (NGX_SSL)
+    if (rc->ssl && rc->tls_cert.len == 0) {
+        /* only to say so when the server then refuses the connection */
+        SSL_CTX_set_client_cert_cb(rc->ssl->ctx, ngx_dg_tls_cert_asked);
+    }
+#endif
+
+    /* the first nodes: the configured server, or the cluster's seeds */
+    addr = rc->addrs.elts;
+
+    for (i = 0; i < rc->addrs.nelts; i++) {
+        if (ngx_dg_node_add(&addr[i].sockaddr, addr[i].socklen,
+                            &addr[i].name, &addr[i].host)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
     }
 
-    ngx_dg_node_connect(node);
+    ngx_dg_redis.nseeds = rc->addrs.nelts;
+
+    /* one is enough: it tells the slot map, and names the others */
+    ngx_dg_node_connect(&ngx_dg_redis.nodes[0]);
 
     return NGX_OK;
 }
@@ -179,8 +198,11 @@ ngx_dg_redis_ready(void)
 
 
 static ngx_dg_node_t *
-ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
+ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name,
+    ngx_str_t *host)
 {
+    size_t          n;
+    u_char         *p;
     ngx_dg_node_t  *node;
 
     if (ngx_dg_redis.nnodes == NGX_DG_NODES_MAX) {
@@ -197,6 +219,20 @@ ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
     node->name.len = ngx_min(name->len, sizeof(node->name_buf));
     node->name.data = node->name_buf;
     ngx_memcpy(node->name_buf, name->data, node->name.len);
+
+    /* IPv6 hosts come bracketed from a URL */
+    n = host->len;
+    p = host->data;
+
+    if (n > 2 && p[0] == '[' && p[n - 1] == ']') {
+        p++;
+        n -= 2;
+    }
+
+    n = ngx_min(n, sizeof(node->host) - 1);
+    ngx_memcpy(node->host, p, n);
+    node->host[n] = '\0';
+    node->host_ip = ngx_dg_conf_is_ip(node->host, n);
 
     node->backoff = NGX_DG_BACKOFF_MIN;
 
@@ -222,7 +258,7 @@ ngx_dg_node_by_addr(const char *addr)
     u_char          *p, *colon;
     size_t           len;
     ngx_int_t        port;
-    ngx_str_t        name;
+    ngx_str_t        name, host;
     ngx_uint_t       i;
     ngx_addr_t       a;
     ngx_dg_node_t   *node;
@@ -282,7 +318,11 @@ ngx_dg_node_by_addr(const char *addr)
     name.data = buf;
     name.len = ngx_sock_ntop(&sa.sockaddr, a.socklen, buf, sizeof(buf), 1);
 
-    return ngx_dg_node_add(&sa, a.socklen, &name);
+    /* a node the cluster named: its certificate names its address */
+    host.data = p;
+    host.len = colon - p;
+
+    return ngx_dg_node_add(&sa, a.socklen, &name, &host);
 }
 
 
@@ -607,7 +647,9 @@ ngx_dg_node_schedule(ngx_dg_node_t *node)
     }
 
     /* a node that serves no slot any more is not called again */
-    if (ngx_dg_redis.conf->cluster && node->index != 0 && node->owned == 0) {
+    if (ngx_dg_redis.conf->cluster && node->index >= ngx_dg_redis.nseeds
+        && node->owned == 0)
+    {
         return;
     }
 
@@ -747,15 +789,7 @@ ngx_dg_node_read_handler(ngx_event_t *rev)
                     break;
                 }
 
-                if (sslerr == SSL_ERROR_ZERO_RETURN) {
-                    ngx_dg_node_fail(node, "connection lost", "closed");
-                    return;
-                }
-
-                ngx_dg_node_fail(node,
-                                 node->state == NGX_DG_REDIS_READY
-                                 ? "connection lost"
-                                 : "TLS handshake failed",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return;
@@ -1066,7 +1100,7 @@ ngx_dg_node_flush(ngx_dg_node_t *node)
                     return NGX_AGAIN;
                 }
 
-                ngx_dg_node_fail(node, "connection lost",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return NGX_ERROR;
@@ -1104,6 +1138,8 @@ static ngx_int_t
 ngx_dg_node_tls_start(ngx_dg_node_t *node)
 {
     SSL                  *ssl;
+    char                 *host;
+    ngx_uint_t            ip;
     X509_VERIFY_PARAM    *param;
     ngx_dg_redis_conf_t  *rc;
 
@@ -1120,28 +1156,37 @@ ngx_dg_node_tls_start(ngx_dg_node_t *node)
     }
 
     node->ssl = ssl;
+    node->cert_asked = 0;
 
+    SSL_set_app_data(ssl, node);
     SSL_set_connect_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE
                       | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
-    if (rc->tls_name.len && !rc->tls_name_ip) {
-        (void) SSL_set_tlsext_host_name(ssl, (char *) rc->tls_name.data);
+    /* the name checked, and sent as SNI: tls_name=, else the node's */
+    if (rc->tls_name.len) {
+        host = (char *) rc->tls_name.data;
+        ip = rc->tls_name_ip;
+
+    } else {
+        host = (char *) node->host;
+        ip = node->host_ip;
     }
 
-    if (rc->tls_verify && rc->tls_name.len) {
+    if (!ip && host[0]) {
+        (void) SSL_set_tlsext_host_name(ssl, host);
+    }
+
+    if (rc->tls_verify && host[0]) {
         param = SSL_get0_param(ssl);
         X509_VERIFY_PARAM_set_hostflags(param,
                                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 
-        if (rc->tls_name_ip) {
-            (void) X509_VERIFY_PARAM_set1_ip_asc(param,
-                                                 (char *) rc->tls_name.data);
+        if (ip) {
+            (void) X509_VERIFY_PARAM_set1_ip_asc(param, host);
 
         } else {
-            (void) X509_VERIFY_PARAM_set1_host(param,
-                                               (char *) rc->tls_name.data,
-                                               rc->tls_name.len);
+            (void) X509_VERIFY_PARAM_set1_host(param, host, 0);
         }
     }
 
@@ -1201,34 +1246,73 @@ static const char *
 ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr, char *buf, size_t size)
 {
     long           v;
+    u_char        *p, *last;
     unsigned long  e;
     const char    *r;
 
     e = ERR_peek_last_error();
     v = SSL_get_verify_result(node->ssl);
+    p = (u_char *) buf;
+    last = p + size - 1;
 
     if (v != X509_V_OK && ngx_dg_redis.conf->tls_verify) {
-        ngx_snprintf((u_char *) buf, size - 1, "certificate verify failed "
-                     "(%s)%Z", X509_verify_cert_error_string(v));
+        p = ngx_slprintf(p, last, "certificate verify failed (%s)",
+                         X509_verify_cert_error_string(v));
 
     } else if (e) {
         r = ERR_reason_error_string(e);
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     r ? r : "unknown TLS error");
+        p = ngx_slprintf(p, last, "%s", r ? r : "unknown TLS error");
+
+    } else if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        p = ngx_slprintf(p, last, "closed");
 
     } else if (sslerr == SSL_ERROR_SYSCALL) {
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     ngx_socket_errno ? strerror(ngx_socket_errno)
-                                      : "closed by the server");
+        p = ngx_slprintf(p, last, "%s",
+                         ngx_socket_errno ? strerror(ngx_socket_errno)
+                                          : "closed by the server");
 
     } else {
-        ngx_snprintf((u_char *) buf, size - 1, "TLS error %d%Z", sslerr);
+        p = ngx_slprintf(p, last, "TLS error %d", sslerr);
     }
 
-    buf[size - 1] = '\0';
+    /* a TLS 1.3 server refuses a missing certificate after the handshake */
+    if (node->cert_asked) {
+        p = ngx_slprintf(p, last, " (the server asked for a client "
+                         "certificate: tls_cert=, tls_key=)");
+    }
+
+    *p = '\0';
     ERR_clear_error();
 
     return buf;
+}
+
+
+/* what failed: before the login and the scripts went through, the TLS
+ * handshake, as far as an operator is concerned */
+
+static const char *
+ngx_dg_tls_what(ngx_dg_node_t *node)
+{
+    return node->state == NGX_DG_REDIS_READY ? "connection lost"
+                                             : "TLS handshake failed";
+}
+
+
+/* the server asked for a client certificate and none is configured */
+
+static int
+ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    ngx_dg_node_t  *node;
+
+    node = SSL_get_app_data(ssl);
+
+    if (node) {
+        node->cert_asked = 1;
+    }
+
+    return 0;
 }
 
 #endif
@@ -1271,8 +1355,12 @@ ngx_dg_redis_update_state(void)
     if (ngx_dg_redis.conf->cluster && ngx_dg_redis.slots
         && ready + usable == 0)
     {
-        /* no map yet: the seed tells */
-        usable = ngx_dg_redis.nodes[0].state != NGX_DG_REDIS_DOWN;
+        /* no map yet: a seed tells */
+        for (i = 0; i < ngx_dg_redis.nseeds; i++) {
+            if (ngx_dg_redis.nodes[i].state != NGX_DG_REDIS_DOWN) {
+                usable = 1;
+            }
+        }
     }
 
     if (ready && all) {

@@ -57,12 +57,16 @@ typedef struct {
     u_char                               name_buf[DG_ADDR_LEN];
     ngx_sockaddr_t                       sockaddr;
     socklen_t                            socklen;
+    u_char                               host[DG_ADDR_LEN];  /* for TLS,
+                                                               NUL-ended */
+    unsigned                             host_ip:1;
 
     ngx_connection_t                    *conn;
     ngx_uint_t                           state;
     unsigned                             tcp_up:1;
     unsigned                             io_up:1;   /* TCP and TLS */
     unsigned                             down_logged:1;
+    unsigned                             cert_asked:1;
     ngx_msec_t                           backoff;
     ngx_event_t                          retry;
     ngx_event_t                          connect_timer;
@@ -95,6 +99,7 @@ typedef struct {
     ngx_log_t                           *log;
     ngx_dg_node_t                       *nodes;
     ngx_uint_t                           nnodes;
+    ngx_uint_t                           nseeds;    /* the first nodes */
     u_char                              *slots;     /* slot -> node */
     ngx_uint_t                           refresh_pending;
     ngx_event_t                          map_timer;

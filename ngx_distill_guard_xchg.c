@@ -426,11 +426,13 @@ ngx_dg_map_refresh(void)
         }
     }
 
-    /* none answers: the seed, as soon as its backoff lets it */
-    node = &ngx_dg_redis.nodes[0];
+    /* none answers: the seeds, as soon as their backoff lets them */
+    for (i = 0; i < ngx_dg_redis.nseeds; i++) {
+        node = &ngx_dg_redis.nodes[i];
 
-    if (node->conn == NULL && !node->retry.timer_set) {
-        ngx_dg_node_connect(node);
+        if (node->conn == NULL && !node->retry.timer_set) {
+            ngx_dg_node_connect(node);
+        }
     }
 }
 
