@@ -242,6 +242,8 @@ ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
  * come.  A redirection or a missing script marks the exchange for
  * sending again from that command on, once the replies sent with it
  * are in: those after it answered for a command that did not run.
+ * Without cluster=on a redirection is an error like any other: the
+ * operator pointed the module at a cluster node, and the log says so.
  */
 
 void
@@ -264,7 +266,8 @@ ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node, redisReply *reply)
                && x->tries < NGX_DG_XCHG_TRIES - 1
                && (kind = dg_reply_redirect(reply->str, reply->len, &rd))
                   != DG_REPLY_ERROR
-               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN)
+               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN
+               && (kind == DG_REPLY_NOSCRIPT || ngx_dg_redis.conf->cluster))
     {
         x->bad = i;
         x->redirect = rd;
