@@ -36,6 +36,7 @@ static void ngx_dg_node_post(ngx_dg_node_t *node);
 static void ngx_dg_node_dispatch(ngx_dg_node_t *node, redisReply *reply);
 static void ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
     redisReply *reply);
+static ngx_int_t ngx_dg_redis_format_scripts(void);
 #if (NGX_SSL)
 static ngx_int_t ngx_dg_node_handshake(ngx_dg_node_t *node);
 static ngx_int_t ngx_dg_node_tls_start(ngx_dg_node_t *node);
@@ -97,6 +98,10 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
         ngx_dg_redis.map_timer.cancelable = 1;
     }
 
+    if (ngx_dg_redis_format_scripts() != NGX_OK) {
+        return NGX_ERROR;
+    }
+
 #if (NGX_SSL)
     if (rc->ssl && rc->tls_cert.len == 0) {
         /* only to say so when the server then refuses the connection */
@@ -122,6 +127,52 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_dg_node_connect(&ngx_dg_redis.nodes[0]);
 
     return NGX_OK;
+}
+
+
+/* SCRIPT LOAD of both scripts, one after the other, as sent */
+
+static ngx_int_t
+ngx_dg_redis_format_scripts(void)
+{
+    int          len[2];
+    char        *cmd[2];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = dg_window_lua;
+    argvlen[2] = dg_window_lua_len;
+
+    len[0] = redisFormatCommandArgv(&cmd[0], 3, argv, argvlen);
+
+    argv[2] = dg_fanout_lua;
+    argvlen[2] = dg_fanout_lua_len;
+
+    len[1] = redisFormatCommandArgv(&cmd[1], 3, argv, argvlen);
+
+    if (len[0] > 0 && len[1] > 0) {
+        ngx_dg_redis.load = ngx_alloc(len[0] + len[1], ngx_dg_redis.log);
+    }
+
+    if (ngx_dg_redis.load) {
+        ngx_memcpy(ngx_dg_redis.load, cmd[0], len[0]);
+        ngx_memcpy(ngx_dg_redis.load + len[0], cmd[1], len[1]);
+        ngx_dg_redis.load_len = len[0] + len[1];
+    }
+
+    if (len[0] > 0) {
+        free(cmd[0]);
+    }
+
+    if (len[1] > 0) {
+        free(cmd[1]);
+    }
+
+    return ngx_dg_redis.load ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -182,6 +233,7 @@ ngx_dg_redis_exit_process(ngx_cycle_t *cycle)
         ngx_free(x);
     }
 
+    ngx_free(ngx_dg_redis.load);
     ngx_free(ngx_dg_redis.slots);
     ngx_free(ngx_dg_redis.nodes);
     ngx_dg_redis.nodes = NULL;
@@ -483,29 +535,14 @@ ngx_dg_node_setup(ngx_dg_node_t *node)
         }
     }
 
-    argv[0] = "SCRIPT";
-    argvlen[0] = 6;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-    argv[2] = dg_window_lua;
-    argvlen[2] = dg_window_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
+    /* both scripts, formatted once per worker */
+    if (ngx_dg_node_reserve(node, ngx_dg_redis.load_len, 2) != NGX_OK) {
         goto failed;
     }
 
-    argv[2] = dg_fanout_lua;
-    argvlen[2] = dg_fanout_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
-        goto failed;
-    }
+    ngx_dg_node_append(node, ngx_dg_redis.load, ngx_dg_redis.load_len);
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
 
     if (rc->cluster) {
         /* a node that comes up tells the slot map: cheap, and current */
@@ -946,21 +983,30 @@ ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
 
 /* queue bytes; they leave at the end of this event-loop turn */
 
+/*
+ * Room for bytes more to send and entries more replies to expect: once
+ * it is made, ngx_dg_node_append() and ngx_dg_node_expect() cannot fail,
+ * so a command is never sent without its reply expected, or the reverse
+ * (the replies would answer the wrong commands from then on).
+ */
+
 ngx_int_t
-ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+ngx_dg_node_reserve(ngx_dg_node_t *node, size_t bytes, ngx_uint_t entries)
 {
-    size_t   size;
-    u_char  *out;
+    size_t           size;
+    u_char          *out;
+    ngx_uint_t       i, n;
+    ngx_dg_entry_t  *fifo;
 
     if (node->out_sent && node->out_sent == node->out_len) {
         node->out_sent = 0;
         node->out_len = 0;
     }
 
-    if (node->out_len + len > node->out_size) {
+    if (node->out_len + bytes > node->out_size) {
         size = ngx_max(node->out_size * 2, 4096);
 
-        while (size < node->out_len + len) {
+        while (size < node->out_len + bytes) {
             size *= 2;
         }
 
@@ -978,12 +1024,41 @@ ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
         node->out_size = size;
     }
 
+    if (node->fifo_n + entries > node->fifo_size) {
+        n = ngx_max(node->fifo_size * 2, 64);
+
+        while (n < node->fifo_n + entries) {
+            n *= 2;
+        }
+
+        fifo = ngx_alloc(n * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
+        if (fifo == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < node->fifo_n; i++) {
+            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
+        }
+
+        ngx_free(node->fifo);
+        node->fifo = fifo;
+        node->fifo_head = 0;
+        node->fifo_size = n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* bytes to send, in room reserved; they leave at the end of this turn */
+
+void
+ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+{
     ngx_memcpy(node->out + node->out_len, p, len);
     node->out_len += len;
 
     ngx_dg_node_post(node);
-
-    return NGX_OK;
 }
 
 
@@ -1000,30 +1075,13 @@ ngx_dg_node_post(ngx_dg_node_t *node)
 }
 
 
-ngx_int_t
+/* a reply to expect, in room reserved */
+
+void
 ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     const char *what)
 {
-    ngx_uint_t       i, size;
-    ngx_dg_entry_t  *fifo, *e;
-
-    if (node->fifo_n == node->fifo_size) {
-        size = ngx_max(node->fifo_size * 2, 64);
-
-        fifo = ngx_alloc(size * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
-        if (fifo == NULL) {
-            return NGX_ERROR;
-        }
-
-        for (i = 0; i < node->fifo_n; i++) {
-            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
-        }
-
-        ngx_free(node->fifo);
-        node->fifo = fifo;
-        node->fifo_head = 0;
-        node->fifo_size = size;
-    }
+    ngx_dg_entry_t  *e;
 
     e = &node->fifo[(node->fifo_head + node->fifo_n) % node->fifo_size];
     e->x = x;
@@ -1034,8 +1092,6 @@ ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     if (type == NGX_DG_ENT_SETUP) {
         node->setup_pending++;
     }
-
-    return NGX_OK;
 }
 
 
@@ -1043,23 +1099,24 @@ ngx_int_t
 ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type, const char *what,
     int argc, const char **argv, const size_t *argvlen)
 {
-    int        len;
-    char      *cmd;
-    ngx_int_t  rc;
+    int   len;
+    char *cmd;
 
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0) {
         return NGX_ERROR;
     }
 
-    rc = ngx_dg_node_append(node, (u_char *) cmd, len);
-    free(cmd);
-
-    if (rc != NGX_OK) {
+    if (ngx_dg_node_reserve(node, len, 1) != NGX_OK) {
+        free(cmd);
         return NGX_ERROR;
     }
 
-    return ngx_dg_node_expect(node, type, NULL, what);
+    ngx_dg_node_append(node, (u_char *) cmd, len);
+    ngx_dg_node_expect(node, type, NULL, what);
+    free(cmd);
+
+    return NGX_OK;
 }
 
 

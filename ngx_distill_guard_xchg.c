@@ -173,56 +173,41 @@ static ngx_int_t
 ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
     ngx_uint_t asking, ngx_uint_t reload)
 {
-    ngx_uint_t   i;
-    const char  *argv[3];
-    size_t       argvlen[3];
+    size_t      bytes, asked;
+    ngx_uint_t  i;
+
+    asked = asking ? sizeof(ngx_dg_asking) - 1 : 0;
+    bytes = x->off[x->n] - x->off[from] + (x->n - from) * asked;
+
+    if (reload) {
+        bytes += ngx_dg_redis.load_len;
+    }
+
+    if (ngx_dg_node_reserve(node, bytes,
+                            (x->n - from) * (asking ? 2 : 1)
+                            + (reload ? 2 : 0))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (reload) {
         /* the scripts again (SCRIPT FLUSH, a restarted Redis) */
-        argv[0] = "SCRIPT";
-        argvlen[0] = 6;
-        argv[1] = "LOAD";
-        argvlen[1] = 4;
-        argv[2] = dg_window_lua;
-        argvlen[2] = dg_window_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        argv[2] = dg_fanout_lua;
-        argvlen[2] = dg_fanout_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_dg_node_append(node, ngx_dg_redis.load, ngx_dg_redis.load_len);
+        ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
+        ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
     }
 
     for (i = from; i < x->n; i++) {
 
-        if (asking
-            && (ngx_dg_node_append(node, (u_char *) ngx_dg_asking,
-                                   sizeof(ngx_dg_asking) - 1)
-                != NGX_OK
-                || ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL)
-                   != NGX_OK))
-        {
-            return NGX_ERROR;
+        if (asking) {
+            ngx_dg_node_append(node, (u_char *) ngx_dg_asking, asked);
+            ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
         }
 
-        if (ngx_dg_node_append(node, x->buf + x->off[i],
-                               x->off[i + 1] - x->off[i])
-            != NGX_OK
-            || ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_dg_node_append(node, x->buf + x->off[i],
+                           x->off[i + 1] - x->off[i]);
+        ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL);
     }
 
     x->node = node->index;
