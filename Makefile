@@ -36,7 +36,8 @@ UNIT_SRCS   = $(wildcard t/unit/test_*.c)
 UNIT_BINS   = $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_conf.c \
-              ngx_distill_guard_redis.c ngx_distill_guard_window.c \
+              ngx_distill_guard_redis.c ngx_distill_guard_redis.h \
+              ngx_distill_guard_xchg.c ngx_distill_guard_window.c \
               ngx_distill_guard_stats.c \
               ngx_distill_guard_limit.c
 

@@ -25,6 +25,8 @@ typedef struct {
 } ngx_dg_limit_node_t;
 
 
+static void ngx_dg_limit_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_dg_limit_node_t *ngx_dg_limit_lookup(const char *key_id,
     ngx_uint_t create);
 static void ngx_dg_limit_expire(ngx_uint_t force);
@@ -32,7 +34,28 @@ static ngx_int_t ngx_dg_limit_gcra(ngx_msec_t *tat, ngx_dg_rate_t *rate,
     ngx_msec_t now, ngx_msec_t *retry, ngx_uint_t *remaining);
 
 
+static ngx_slab_pool_t    *ngx_dg_limit_pool;
+static ngx_dg_limit_sh_t  *ngx_dg_limit_sh;
+
+
+/* the zone is the module's (ngx_distill_guard_stats.c); this part ours */
+
 void
+ngx_dg_limit_init_zone(ngx_slab_pool_t *shpool, ngx_dg_limit_sh_t *sh,
+    ngx_uint_t fresh)
+{
+    if (fresh) {
+        ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
+                        ngx_dg_limit_rbtree_insert_value);
+        ngx_queue_init(&sh->queue);
+    }
+
+    ngx_dg_limit_pool = shpool;
+    ngx_dg_limit_sh = sh;
+}
+
+
+static void
 ngx_dg_limit_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
@@ -76,11 +99,11 @@ ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left,
 {
     ngx_dg_limit_node_t  *lr;
 
-    if (ngx_dg_sh == NULL) {
+    if (ngx_dg_limit_sh == NULL) {
         return;
     }
 
-    ngx_shmtx_lock(&ngx_dg_shpool->mutex);
+    ngx_shmtx_lock(&ngx_dg_limit_pool->mutex);
 
     lr = ngx_dg_limit_lookup(key_id, penalty_left > 0);
 
@@ -92,7 +115,7 @@ ngx_dg_limit_mirror(const char *key_id, ngx_msec_t penalty_left,
         lr->tat_throttle = ngx_current_msec + next;
     }
 
-    ngx_shmtx_unlock(&ngx_dg_shpool->mutex);
+    ngx_shmtx_unlock(&ngx_dg_limit_pool->mutex);
 }
 
 
@@ -112,14 +135,14 @@ ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
     *retry = 0;
     *remaining = 0;
 
-    if (ngx_dg_sh == NULL) {
+    if (ngx_dg_limit_sh == NULL) {
         return NGX_OK;
     }
 
     now = ngx_current_msec;
     rc = NGX_OK;
 
-    ngx_shmtx_lock(&ngx_dg_shpool->mutex);
+    ngx_shmtx_lock(&ngx_dg_limit_pool->mutex);
 
     ngx_dg_limit_expire(0);
 
@@ -148,7 +171,7 @@ ngx_dg_limit_check(const char *key_id, ngx_dg_rate_t *throttle,
 
 done:
 
-    ngx_shmtx_unlock(&ngx_dg_shpool->mutex);
+    ngx_shmtx_unlock(&ngx_dg_limit_pool->mutex);
 
     return rc;
 }
@@ -191,8 +214,8 @@ ngx_dg_limit_lookup(const char *key_id, ngx_uint_t create)
 
     hash = ngx_crc32_short((u_char *) key_id, DG_KEY_ID_LEN);
 
-    node = ngx_dg_sh->rbtree.root;
-    sentinel = ngx_dg_sh->rbtree.sentinel;
+    node = ngx_dg_limit_sh->rbtree.root;
+    sentinel = ngx_dg_limit_sh->rbtree.sentinel;
 
     while (node != sentinel) {
 
@@ -211,7 +234,7 @@ ngx_dg_limit_lookup(const char *key_id, ngx_uint_t create)
 
         if (rc == 0) {
             ngx_queue_remove(&lr->queue);
-            ngx_queue_insert_head(&ngx_dg_sh->queue, &lr->queue);
+            ngx_queue_insert_head(&ngx_dg_limit_sh->queue, &lr->queue);
             lr->last = ngx_current_msec;
             return lr;
         }
@@ -225,12 +248,12 @@ ngx_dg_limit_lookup(const char *key_id, ngx_uint_t create)
 
     n = offsetof(ngx_rbtree_node_t, color) + sizeof(ngx_dg_limit_node_t);
 
-    node = ngx_slab_alloc_locked(ngx_dg_shpool, n);
+    node = ngx_slab_alloc_locked(ngx_dg_limit_pool, n);
 
     if (node == NULL) {
         ngx_dg_limit_expire(1);
 
-        node = ngx_slab_alloc_locked(ngx_dg_shpool, n);
+        node = ngx_slab_alloc_locked(ngx_dg_limit_pool, n);
         if (node == NULL) {
             return NULL;
         }
@@ -243,8 +266,8 @@ ngx_dg_limit_lookup(const char *key_id, ngx_uint_t create)
     ngx_memcpy(lr->key_id, key_id, DG_KEY_ID_LEN);
     lr->last = ngx_current_msec;
 
-    ngx_rbtree_insert(&ngx_dg_sh->rbtree, node);
-    ngx_queue_insert_head(&ngx_dg_sh->queue, &lr->queue);
+    ngx_rbtree_insert(&ngx_dg_limit_sh->rbtree, node);
+    ngx_queue_insert_head(&ngx_dg_limit_sh->queue, &lr->queue);
 
     return lr;
 }
@@ -268,11 +291,11 @@ ngx_dg_limit_expire(ngx_uint_t force)
 
     for (i = 0; i < 2; i++) {
 
-        if (ngx_queue_empty(&ngx_dg_sh->queue)) {
+        if (ngx_queue_empty(&ngx_dg_limit_sh->queue)) {
             return;
         }
 
-        q = ngx_queue_last(&ngx_dg_sh->queue);
+        q = ngx_queue_last(&ngx_dg_limit_sh->queue);
         lr = ngx_queue_data(q, ngx_dg_limit_node_t, queue);
 
         if (!force
@@ -287,10 +310,10 @@ ngx_dg_limit_expire(ngx_uint_t force)
             ngx_dg_count(limit_evicted);
 
             /* at most once a minute: the stats count every eviction */
-            if (ngx_dg_sh->evicted_logged == 0
-                || now - ngx_dg_sh->evicted_logged >= 60000)
+            if (ngx_dg_limit_sh->evicted_logged == 0
+                || now - ngx_dg_limit_sh->evicted_logged >= 60000)
             {
-                ngx_dg_sh->evicted_logged = now ? now : 1;
+                ngx_dg_limit_sh->evicted_logged = now ? now : 1;
 
                 ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                               "distill_guard: zone \"distill_guard\" of "
@@ -299,8 +322,8 @@ ngx_dg_limit_expire(ngx_uint_t force)
                               "\"distill_guard_zone\" (logged at most once "
                               "a minute, the stats count "
                               "\"limit_evicted\")",
-                              (size_t) (ngx_dg_shpool->end
-                                        - (u_char *) ngx_dg_shpool) / 1024);
+                              (size_t) (ngx_dg_limit_pool->end
+                                        - (u_char *) ngx_dg_limit_pool) / 1024);
             }
         }
 
@@ -311,7 +334,7 @@ ngx_dg_limit_expire(ngx_uint_t force)
         node = (ngx_rbtree_node_t *)
                    ((u_char *) lr - offsetof(ngx_rbtree_node_t, color));
 
-        ngx_rbtree_delete(&ngx_dg_sh->rbtree, node);
-        ngx_slab_free_locked(ngx_dg_shpool, node);
+        ngx_rbtree_delete(&ngx_dg_limit_sh->rbtree, node);
+        ngx_slab_free_locked(ngx_dg_limit_pool, node);
     }
 }

@@ -1,19 +1,15 @@
 /*
- * distill-guard: the Redis transport.
+ * distill-guard: the Redis transport's nodes and their connections.
  *
- * Each worker keeps one connection per Redis node (one node, or every
+ * Each worker keeps one connection per Redis node (one server, or every
  * master of a Redis Cluster), on nginx's event loop: nginx does the I/O,
- * plain or TLS, and hiredis only formats commands and parses replies
- * (redisFormatCommandArgv, redisReader), so TLS needs nothing that
- * Debian's hiredis 0.14 lacks.  Commands queued during one event-loop
- * turn leave together in one write: requests are pipelined.
- *
- * The unit of work is an exchange: up to NGX_DG_XCHG_CMDS commands for
- * one hash slot, sent in order to the node that serves the slot, and
- * answered together.  An exchange whose command is redirected (MOVED,
- * ASK) or finds its script missing (NOSCRIPT) is sent again from that
- * command on, to the right node or after loading the scripts, up to
- * NGX_DG_XCHG_TRIES times; the caller sees only the final replies.
+ * plain or TLS (OpenSSL, with the certificate and name checked and the
+ * session kept for the next connection), and hiredis only formats
+ * commands and parses replies (redisFormatCommandArgv, redisReader), so
+ * TLS needs nothing that Debian's hiredis 0.14 lacks.  Commands queued
+ * during one event-loop turn leave together in one write: requests are
+ * pipelined.  A lost connection fails every reply it owed at once and is
+ * made again with a backoff; the login and the scripts go first on each.
  *
  * The worker never waits: a request whose replies are late is answered
  * by its own timer, and the replies, when they come, find it gone.
@@ -21,110 +17,11 @@
 
 #include <time.h>
 
-#include "ngx_distill_guard_module.h"
-#include "dg_cluster.h"
-
-
-#define NGX_DG_BACKOFF_MIN          100
-#define NGX_DG_BACKOFF_MAX          5000
-
-/* at most this many nodes per worker: a cluster's masters, and the
- * nodes a redirection named */
-#define NGX_DG_NODES_MAX            64
-#define NGX_DG_NO_NODE              0xff
-
-#define NGX_DG_XCHG_TRIES           3
-
-/* while the slot map has a hole or a lost master: refresh this often */
-#define NGX_DG_MAP_RETRY            500
-
-/* seconds between two log lines of one kind of repeated failure */
-#define NGX_DG_LOG_INTERVAL         10
-
-#define NGX_DG_READ_SIZE            16384
-
-
-/* what a reply answers */
-#define NGX_DG_ENT_CMD              0   /* a command of an exchange */
-#define NGX_DG_ENT_SETUP            1   /* AUTH, SELECT, SCRIPT LOAD */
-#define NGX_DG_ENT_SLOTS            2   /* CLUSTER SLOTS */
-#define NGX_DG_ENT_SKIP             3   /* ASKING, a reloaded script */
-
-
-typedef struct {
-    ngx_dg_xchg_t                       *x;
-    const char                          *what;  /* of a setup command */
-    ngx_uint_t                           type;
-} ngx_dg_entry_t;
-
-
-typedef struct {
-    time_t                               next;  /* quiet until then */
-    ngx_uint_t                           suppressed;
-} ngx_dg_log_limit_t;
-
-
-typedef struct {
-    ngx_uint_t                           index;
-    ngx_str_t                            name;  /* for logs: as configured,
-                                                   or ip:port of a node */
-    u_char                               name_buf[DG_ADDR_LEN];
-    ngx_sockaddr_t                       sockaddr;
-    socklen_t                            socklen;
-
-    ngx_connection_t                    *conn;
-    ngx_uint_t                           state;
-    unsigned                             tcp_up:1;
-    unsigned                             io_up:1;   /* TCP and TLS */
-    unsigned                             down_logged:1;
-    unsigned                             closing:1;
-    ngx_msec_t                           backoff;
-    ngx_event_t                          retry;
-    ngx_event_t                          connect_timer;
-    ngx_uint_t                           setup_pending;
-    ngx_uint_t                           inflight;
-    ngx_uint_t                           owned;     /* slots it serves */
-
-    redisReader                         *reader;
-
-    u_char                              *out;       /* formatted commands */
-    size_t                               out_len;
-    size_t                               out_sent;
-    size_t                               out_size;
-
-    ngx_dg_entry_t                      *fifo;      /* replies expected */
-    ngx_uint_t                           fifo_head;
-    ngx_uint_t                           fifo_n;
-    ngx_uint_t                           fifo_size;
-
-#if (NGX_SSL)
-    SSL                                 *ssl;
-    SSL_SESSION                         *session;
-#endif
-} ngx_dg_node_t;
-
-
-typedef struct {
-    ngx_http_distill_guard_main_conf_t  *dmcf;
-    ngx_dg_redis_conf_t                 *conf;
-    ngx_log_t                           *log;
-    ngx_dg_node_t                       *nodes;
-    ngx_uint_t                           nnodes;
-    u_char                              *slots;     /* slot -> node */
-    ngx_uint_t                           refresh_pending;
-    ngx_event_t                          map_timer;
-    ngx_dg_xchg_t                       *free;
-    ngx_dg_log_limit_t                   busy_log;
-    ngx_dg_log_limit_t                   error_log;
-    ngx_dg_log_limit_t                   map_log;
-    ngx_uint_t                           state;
-} ngx_dg_redis_t;
+#include "ngx_distill_guard_redis.h"
 
 
 static ngx_dg_node_t *ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len,
-    ngx_str_t *name);
-static ngx_dg_node_t *ngx_dg_node_by_addr(const char *addr);
-static void ngx_dg_node_connect(ngx_dg_node_t *node);
+    ngx_str_t *name, ngx_str_t *host);
 static void ngx_dg_node_connected(ngx_dg_node_t *node);
 static void ngx_dg_node_setup(ngx_dg_node_t *node);
 static void ngx_dg_node_fail(ngx_dg_node_t *node, const char *what,
@@ -136,42 +33,22 @@ static void ngx_dg_node_read_handler(ngx_event_t *ev);
 static void ngx_dg_node_write_handler(ngx_event_t *ev);
 static ngx_int_t ngx_dg_node_flush(ngx_dg_node_t *node);
 static void ngx_dg_node_post(ngx_dg_node_t *node);
-static ngx_int_t ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p,
-    size_t len);
-static ngx_int_t ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type,
-    const char *what, int argc, const char **argv, const size_t *argvlen);
-static ngx_int_t ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type,
-    ngx_dg_xchg_t *x, const char *what);
 static void ngx_dg_node_dispatch(ngx_dg_node_t *node, redisReply *reply);
 static void ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
     redisReply *reply);
+static ngx_int_t ngx_dg_redis_format_scripts(void);
 #if (NGX_SSL)
 static ngx_int_t ngx_dg_node_handshake(ngx_dg_node_t *node);
 static ngx_int_t ngx_dg_node_tls_start(ngx_dg_node_t *node);
 static const char *ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr,
     char *buf, size_t size);
+static const char *ngx_dg_tls_what(ngx_dg_node_t *node);
+static int ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 #endif
 
-static ngx_int_t ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node,
-    ngx_uint_t from, ngx_uint_t asking, ngx_uint_t reload);
-static void ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node,
-    redisReply *reply);
-static void ngx_dg_xchg_done(ngx_dg_xchg_t *x);
 
-static void ngx_dg_map_refresh(void);
-static void ngx_dg_map_apply(ngx_dg_node_t *from, redisReply *reply);
-static void ngx_dg_map_timer_handler(ngx_event_t *ev);
-static void ngx_dg_map_check(void);
-static void ngx_dg_redis_update_state(void);
+ngx_dg_redis_t  ngx_dg_redis;
 
-static void ngx_dg_redis_log_error(const char *what, redisReply *reply);
-static ngx_int_t ngx_dg_log_allow(ngx_dg_log_limit_t *ll,
-    ngx_uint_t *suppressed);
-
-
-static ngx_dg_redis_t  ngx_dg_redis;
-
-static const char  ngx_dg_asking[] = "*1\r\n$6\r\nASKING\r\n";
 
 
 uint64_t
@@ -189,8 +66,9 @@ ngx_int_t
 ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_distill_guard_main_conf_t *dmcf)
 {
+    ngx_uint_t            i;
     ngx_dg_redis_conf_t  *rc;
-    ngx_dg_node_t        *node;
+    ngx_dg_redis_addr_t  *addr;
 
     ngx_memzero(&ngx_dg_redis, sizeof(ngx_dg_redis_t));
 
@@ -220,15 +98,81 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
         ngx_dg_redis.map_timer.cancelable = 1;
     }
 
-    /* node 0: the configured server, or the cluster's seed */
-    node = ngx_dg_node_add(&rc->sockaddr, rc->socklen, &rc->name);
-    if (node == NULL) {
+    if (ngx_dg_redis_format_scripts() != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_dg_node_connect(node);
+#if (NGX_SSL)
+    if (rc->ssl && rc->tls_cert.len == 0) {
+        /* only to say so when the server then refuses the connection */
+        SSL_CTX_set_client_cert_cb(rc->ssl->ctx, ngx_dg_tls_cert_asked);
+    }
+#endif
+
+    /* the first nodes: the configured server, or the cluster's seeds */
+    addr = rc->addrs.elts;
+
+    for (i = 0; i < rc->addrs.nelts; i++) {
+        if (ngx_dg_node_add(&addr[i].sockaddr, addr[i].socklen,
+                            &addr[i].name, &addr[i].host)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_dg_redis.nseeds = rc->addrs.nelts;
+
+    /* one is enough: it tells the slot map, and names the others */
+    ngx_dg_node_connect(&ngx_dg_redis.nodes[0]);
 
     return NGX_OK;
+}
+
+
+/* SCRIPT LOAD of both scripts, one after the other, as sent */
+
+static ngx_int_t
+ngx_dg_redis_format_scripts(void)
+{
+    int          len[2];
+    char        *cmd[2];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = dg_window_lua;
+    argvlen[2] = dg_window_lua_len;
+
+    len[0] = redisFormatCommandArgv(&cmd[0], 3, argv, argvlen);
+
+    argv[2] = dg_fanout_lua;
+    argvlen[2] = dg_fanout_lua_len;
+
+    len[1] = redisFormatCommandArgv(&cmd[1], 3, argv, argvlen);
+
+    if (len[0] > 0 && len[1] > 0) {
+        ngx_dg_redis.load = ngx_alloc(len[0] + len[1], ngx_dg_redis.log);
+    }
+
+    if (ngx_dg_redis.load) {
+        ngx_memcpy(ngx_dg_redis.load, cmd[0], len[0]);
+        ngx_memcpy(ngx_dg_redis.load + len[0], cmd[1], len[1]);
+        ngx_dg_redis.load_len = len[0] + len[1];
+    }
+
+    if (len[0] > 0) {
+        free(cmd[0]);
+    }
+
+    if (len[1] > 0) {
+        free(cmd[1]);
+    }
+
+    return ngx_dg_redis.load ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -289,6 +233,7 @@ ngx_dg_redis_exit_process(ngx_cycle_t *cycle)
         ngx_free(x);
     }
 
+    ngx_free(ngx_dg_redis.load);
     ngx_free(ngx_dg_redis.slots);
     ngx_free(ngx_dg_redis.nodes);
     ngx_dg_redis.nodes = NULL;
@@ -305,8 +250,11 @@ ngx_dg_redis_ready(void)
 
 
 static ngx_dg_node_t *
-ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
+ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name,
+    ngx_str_t *host)
 {
+    size_t          n;
+    u_char         *p;
     ngx_dg_node_t  *node;
 
     if (ngx_dg_redis.nnodes == NGX_DG_NODES_MAX) {
@@ -323,6 +271,20 @@ ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
     node->name.len = ngx_min(name->len, sizeof(node->name_buf));
     node->name.data = node->name_buf;
     ngx_memcpy(node->name_buf, name->data, node->name.len);
+
+    /* IPv6 hosts come bracketed from a URL */
+    n = host->len;
+    p = host->data;
+
+    if (n > 2 && p[0] == '[' && p[n - 1] == ']') {
+        p++;
+        n -= 2;
+    }
+
+    n = ngx_min(n, sizeof(node->host) - 1);
+    ngx_memcpy(node->host, p, n);
+    node->host[n] = '\0';
+    node->host_ip = ngx_dg_conf_is_ip(node->host, n);
 
     node->backoff = NGX_DG_BACKOFF_MIN;
 
@@ -342,13 +304,13 @@ ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
 
 /* the node of "ip:port" (a redirection, the slot map); added if new */
 
-static ngx_dg_node_t *
+ngx_dg_node_t *
 ngx_dg_node_by_addr(const char *addr)
 {
     u_char          *p, *colon;
     size_t           len;
     ngx_int_t        port;
-    ngx_str_t        name;
+    ngx_str_t        name, host;
     ngx_uint_t       i;
     ngx_addr_t       a;
     ngx_dg_node_t   *node;
@@ -408,7 +370,11 @@ ngx_dg_node_by_addr(const char *addr)
     name.data = buf;
     name.len = ngx_sock_ntop(&sa.sockaddr, a.socklen, buf, sizeof(buf), 1);
 
-    return ngx_dg_node_add(&sa, a.socklen, &name);
+    /* a node the cluster named: its certificate names its address */
+    host.data = p;
+    host.len = colon - p;
+
+    return ngx_dg_node_add(&sa, a.socklen, &name, &host);
 }
 
 
@@ -420,7 +386,7 @@ ngx_dg_node_set_state(ngx_dg_node_t *node, ngx_uint_t state)
 }
 
 
-static void
+void
 ngx_dg_node_connect(ngx_dg_node_t *node)
 {
     int                rc;
@@ -467,7 +433,6 @@ ngx_dg_node_connect(ngx_dg_node_t *node)
     node->conn = c;
     node->tcp_up = 0;
     node->io_up = 0;
-    node->closing = 0;
     node->out_len = 0;
     node->out_sent = 0;
     node->setup_pending = 0;
@@ -570,29 +535,14 @@ ngx_dg_node_setup(ngx_dg_node_t *node)
         }
     }
 
-    argv[0] = "SCRIPT";
-    argvlen[0] = 6;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-    argv[2] = dg_window_lua;
-    argvlen[2] = dg_window_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
+    /* both scripts, formatted once per worker */
+    if (ngx_dg_node_reserve(node, ngx_dg_redis.load_len, 2) != NGX_OK) {
         goto failed;
     }
 
-    argv[2] = dg_fanout_lua;
-    argvlen[2] = dg_fanout_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
-        goto failed;
-    }
+    ngx_dg_node_append(node, ngx_dg_redis.load, ngx_dg_redis.load_len);
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
 
     if (rc->cluster) {
         /* a node that comes up tells the slot map: cheap, and current */
@@ -734,7 +684,9 @@ ngx_dg_node_schedule(ngx_dg_node_t *node)
     }
 
     /* a node that serves no slot any more is not called again */
-    if (ngx_dg_redis.conf->cluster && node->index != 0 && node->owned == 0) {
+    if (ngx_dg_redis.conf->cluster && node->index >= ngx_dg_redis.nseeds
+        && node->owned == 0)
+    {
         return;
     }
 
@@ -874,15 +826,7 @@ ngx_dg_node_read_handler(ngx_event_t *rev)
                     break;
                 }
 
-                if (sslerr == SSL_ERROR_ZERO_RETURN) {
-                    ngx_dg_node_fail(node, "connection lost", "closed");
-                    return;
-                }
-
-                ngx_dg_node_fail(node,
-                                 node->state == NGX_DG_REDIS_READY
-                                 ? "connection lost"
-                                 : "TLS handshake failed",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return;
@@ -1039,21 +983,30 @@ ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
 
 /* queue bytes; they leave at the end of this event-loop turn */
 
-static ngx_int_t
-ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+/*
+ * Room for bytes more to send and entries more replies to expect: once
+ * it is made, ngx_dg_node_append() and ngx_dg_node_expect() cannot fail,
+ * so a command is never sent without its reply expected, or the reverse
+ * (the replies would answer the wrong commands from then on).
+ */
+
+ngx_int_t
+ngx_dg_node_reserve(ngx_dg_node_t *node, size_t bytes, ngx_uint_t entries)
 {
-    size_t   size;
-    u_char  *out;
+    size_t           size;
+    u_char          *out;
+    ngx_uint_t       i, n;
+    ngx_dg_entry_t  *fifo;
 
     if (node->out_sent && node->out_sent == node->out_len) {
         node->out_sent = 0;
         node->out_len = 0;
     }
 
-    if (node->out_len + len > node->out_size) {
+    if (node->out_len + bytes > node->out_size) {
         size = ngx_max(node->out_size * 2, 4096);
 
-        while (size < node->out_len + len) {
+        while (size < node->out_len + bytes) {
             size *= 2;
         }
 
@@ -1071,12 +1024,41 @@ ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
         node->out_size = size;
     }
 
+    if (node->fifo_n + entries > node->fifo_size) {
+        n = ngx_max(node->fifo_size * 2, 64);
+
+        while (n < node->fifo_n + entries) {
+            n *= 2;
+        }
+
+        fifo = ngx_alloc(n * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
+        if (fifo == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < node->fifo_n; i++) {
+            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
+        }
+
+        ngx_free(node->fifo);
+        node->fifo = fifo;
+        node->fifo_head = 0;
+        node->fifo_size = n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* bytes to send, in room reserved; they leave at the end of this turn */
+
+void
+ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+{
     ngx_memcpy(node->out + node->out_len, p, len);
     node->out_len += len;
 
     ngx_dg_node_post(node);
-
-    return NGX_OK;
 }
 
 
@@ -1093,30 +1075,13 @@ ngx_dg_node_post(ngx_dg_node_t *node)
 }
 
 
-static ngx_int_t
+/* a reply to expect, in room reserved */
+
+void
 ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     const char *what)
 {
-    ngx_uint_t       i, size;
-    ngx_dg_entry_t  *fifo, *e;
-
-    if (node->fifo_n == node->fifo_size) {
-        size = ngx_max(node->fifo_size * 2, 64);
-
-        fifo = ngx_alloc(size * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
-        if (fifo == NULL) {
-            return NGX_ERROR;
-        }
-
-        for (i = 0; i < node->fifo_n; i++) {
-            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
-        }
-
-        ngx_free(node->fifo);
-        node->fifo = fifo;
-        node->fifo_head = 0;
-        node->fifo_size = size;
-    }
+    ngx_dg_entry_t  *e;
 
     e = &node->fifo[(node->fifo_head + node->fifo_n) % node->fifo_size];
     e->x = x;
@@ -1127,32 +1092,31 @@ ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     if (type == NGX_DG_ENT_SETUP) {
         node->setup_pending++;
     }
-
-    return NGX_OK;
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type, const char *what,
     int argc, const char **argv, const size_t *argvlen)
 {
-    int        len;
-    char      *cmd;
-    ngx_int_t  rc;
+    int   len;
+    char *cmd;
 
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0) {
         return NGX_ERROR;
     }
 
-    rc = ngx_dg_node_append(node, (u_char *) cmd, len);
-    free(cmd);
-
-    if (rc != NGX_OK) {
+    if (ngx_dg_node_reserve(node, len, 1) != NGX_OK) {
+        free(cmd);
         return NGX_ERROR;
     }
 
-    return ngx_dg_node_expect(node, type, NULL, what);
+    ngx_dg_node_append(node, (u_char *) cmd, len);
+    ngx_dg_node_expect(node, type, NULL, what);
+    free(cmd);
+
+    return NGX_OK;
 }
 
 
@@ -1193,7 +1157,7 @@ ngx_dg_node_flush(ngx_dg_node_t *node)
                     return NGX_AGAIN;
                 }
 
-                ngx_dg_node_fail(node, "connection lost",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return NGX_ERROR;
@@ -1231,6 +1195,8 @@ static ngx_int_t
 ngx_dg_node_tls_start(ngx_dg_node_t *node)
 {
     SSL                  *ssl;
+    char                 *host;
+    ngx_uint_t            ip;
     X509_VERIFY_PARAM    *param;
     ngx_dg_redis_conf_t  *rc;
 
@@ -1247,28 +1213,37 @@ ngx_dg_node_tls_start(ngx_dg_node_t *node)
     }
 
     node->ssl = ssl;
+    node->cert_asked = 0;
 
+    SSL_set_app_data(ssl, node);
     SSL_set_connect_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE
                       | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
-    if (rc->tls_name.len && !rc->tls_name_ip) {
-        (void) SSL_set_tlsext_host_name(ssl, (char *) rc->tls_name.data);
+    /* the name checked, and sent as SNI: tls_name=, else the node's */
+    if (rc->tls_name.len) {
+        host = (char *) rc->tls_name.data;
+        ip = rc->tls_name_ip;
+
+    } else {
+        host = (char *) node->host;
+        ip = node->host_ip;
     }
 
-    if (rc->tls_verify && rc->tls_name.len) {
+    if (!ip && host[0]) {
+        (void) SSL_set_tlsext_host_name(ssl, host);
+    }
+
+    if (rc->tls_verify && host[0]) {
         param = SSL_get0_param(ssl);
         X509_VERIFY_PARAM_set_hostflags(param,
                                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 
-        if (rc->tls_name_ip) {
-            (void) X509_VERIFY_PARAM_set1_ip_asc(param,
-                                                 (char *) rc->tls_name.data);
+        if (ip) {
+            (void) X509_VERIFY_PARAM_set1_ip_asc(param, host);
 
         } else {
-            (void) X509_VERIFY_PARAM_set1_host(param,
-                                               (char *) rc->tls_name.data,
-                                               rc->tls_name.len);
+            (void) X509_VERIFY_PARAM_set1_host(param, host, 0);
         }
     }
 
@@ -1328,563 +1303,76 @@ static const char *
 ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr, char *buf, size_t size)
 {
     long           v;
+    u_char        *p, *last;
     unsigned long  e;
     const char    *r;
 
     e = ERR_peek_last_error();
     v = SSL_get_verify_result(node->ssl);
+    p = (u_char *) buf;
+    last = p + size - 1;
 
     if (v != X509_V_OK && ngx_dg_redis.conf->tls_verify) {
-        ngx_snprintf((u_char *) buf, size - 1, "certificate verify failed "
-                     "(%s)%Z", X509_verify_cert_error_string(v));
+        p = ngx_slprintf(p, last, "certificate verify failed (%s)",
+                         X509_verify_cert_error_string(v));
 
     } else if (e) {
         r = ERR_reason_error_string(e);
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     r ? r : "unknown TLS error");
+        p = ngx_slprintf(p, last, "%s", r ? r : "unknown TLS error");
+
+    } else if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        p = ngx_slprintf(p, last, "closed");
 
     } else if (sslerr == SSL_ERROR_SYSCALL) {
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     ngx_socket_errno ? strerror(ngx_socket_errno)
-                                      : "closed by the server");
+        p = ngx_slprintf(p, last, "%s",
+                         ngx_socket_errno ? strerror(ngx_socket_errno)
+                                          : "closed by the server");
 
     } else {
-        ngx_snprintf((u_char *) buf, size - 1, "TLS error %d%Z", sslerr);
+        p = ngx_slprintf(p, last, "TLS error %d", sslerr);
     }
 
-    buf[size - 1] = '\0';
+    /* a TLS 1.3 server refuses a missing certificate after the handshake */
+    if (node->cert_asked) {
+        p = ngx_slprintf(p, last, " (the server asked for a client "
+                         "certificate: tls_cert=, tls_key=)");
+    }
+
+    *p = '\0';
     ERR_clear_error();
 
     return buf;
 }
 
+
+/* what failed: before the login and the scripts went through, the TLS
+ * handshake, as far as an operator is concerned */
+
+static const char *
+ngx_dg_tls_what(ngx_dg_node_t *node)
+{
+    return node->state == NGX_DG_REDIS_READY ? "connection lost"
+                                             : "TLS handshake failed";
+}
+
+
+/* the server asked for a client certificate and none is configured */
+
+static int
+ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    ngx_dg_node_t  *node;
+
+    node = SSL_get_app_data(ssl);
+
+    if (node) {
+        node->cert_asked = 1;
+    }
+
+    return 0;
+}
+
 #endif
-
-
-/* exchanges */
-
-ngx_dg_xchg_t *
-ngx_dg_redis_xchg_alloc(void)
-{
-    ngx_dg_xchg_t  *x;
-
-    x = ngx_dg_redis.free;
-
-    if (x) {
-        ngx_dg_redis.free = x->next;
-
-    } else {
-        x = ngx_alloc(sizeof(ngx_dg_xchg_t), ngx_dg_redis.log);
-        if (x == NULL) {
-            return NULL;
-        }
-    }
-
-    ngx_memzero(x, offsetof(ngx_dg_xchg_t, buf));
-
-    return x;
-}
-
-
-void
-ngx_dg_redis_xchg_free(ngx_dg_xchg_t *x)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < x->n; i++) {
-        if (x->reply[i]) {
-            freeReplyObject(x->reply[i]);
-        }
-    }
-
-    x->next = ngx_dg_redis.free;
-    ngx_dg_redis.free = x;
-}
-
-
-/* one more command of the exchange, formatted into its buffer */
-
-ngx_int_t
-ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd)
-{
-    int          len;
-    char        *p;
-    size_t       klen;
-    const char  *key;
-
-    if (x->n == NGX_DG_XCHG_CMDS) {
-        return NGX_ERROR;
-    }
-
-    if (x->n == 0) {
-        key = dg_cmd_key(cmd->argc, cmd->argv, cmd->argvlen, &klen);
-        x->slot = key ? dg_slot(key, klen) : 0;
-    }
-
-    len = redisFormatCommandArgv(&p, cmd->argc, cmd->argv, cmd->argvlen);
-    if (len < 0) {
-        return NGX_ERROR;
-    }
-
-    if (x->off[x->n] + len > sizeof(x->buf)) {
-        free(p);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(x->buf + x->off[x->n], p, len);
-    free(p);
-
-    x->n++;
-    x->off[x->n] = x->off[x->n - 1] + len;
-
-    return NGX_OK;
-}
-
-
-static ngx_dg_node_t *
-ngx_dg_redis_route(ngx_uint_t slot)
-{
-    ngx_uint_t  i;
-
-    if (!ngx_dg_redis.conf->cluster) {
-        return &ngx_dg_redis.nodes[0];
-    }
-
-    i = ngx_dg_redis.slots[slot];
-
-    if (i == NGX_DG_NO_NODE) {
-        ngx_dg_map_refresh();
-        return NULL;
-    }
-
-    return &ngx_dg_redis.nodes[i];
-}
-
-
-/*
- * Sends an exchange built with ngx_dg_redis_xchg_add().  NGX_OK: its
- * handler will be called (never from here); else the exchange is freed
- * and nothing is sent: NGX_DECLINED when the node of its slot is down,
- * NGX_BUSY at max_inflight, NGX_ERROR.
- */
-
-ngx_int_t
-ngx_dg_redis_xchg_send(ngx_dg_xchg_t *x)
-{
-    ngx_uint_t      suppressed;
-    ngx_dg_node_t  *node;
-
-    node = ngx_dg_redis_route(x->slot);
-
-    if (node == NULL || node->state == NGX_DG_REDIS_DOWN) {
-        ngx_dg_redis_xchg_free(x);
-        return NGX_DECLINED;
-    }
-
-    if (x->handler && node->inflight >= ngx_dg_redis.conf->max_inflight) {
-        if (ngx_dg_log_allow(&ngx_dg_redis.busy_log, &suppressed)) {
-            ngx_log_error(NGX_LOG_WARN, ngx_dg_redis.log, 0,
-                          "distill_guard: %ui redis requests in flight to "
-                          "\"%V\", failing new ones until replies come (at "
-                          "most one line per %d s, %ui suppressed before "
-                          "this one)", node->inflight, &node->name,
-                          NGX_DG_LOG_INTERVAL, suppressed);
-        }
-
-        ngx_dg_redis_xchg_free(x);
-        return NGX_BUSY;
-    }
-
-    x->bad = NGX_DG_XCHG_CMDS;
-
-    if (ngx_dg_xchg_push(x, node, 0, 0, 0) != NGX_OK) {
-        ngx_dg_redis_xchg_free(x);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
-    ngx_uint_t asking, ngx_uint_t reload)
-{
-    ngx_uint_t   i;
-    const char  *argv[3];
-    size_t       argvlen[3];
-
-    if (reload) {
-        /* the scripts again (SCRIPT FLUSH, a restarted Redis) */
-        argv[0] = "SCRIPT";
-        argvlen[0] = 6;
-        argv[1] = "LOAD";
-        argvlen[1] = 4;
-        argv[2] = dg_window_lua;
-        argvlen[2] = dg_window_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        argv[2] = dg_fanout_lua;
-        argvlen[2] = dg_fanout_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    for (i = from; i < x->n; i++) {
-
-        if (asking
-            && (ngx_dg_node_append(node, (u_char *) ngx_dg_asking,
-                                   sizeof(ngx_dg_asking) - 1)
-                != NGX_OK
-                || ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL)
-                   != NGX_OK))
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_dg_node_append(node, x->buf + x->off[i],
-                               x->off[i + 1] - x->off[i])
-            != NGX_OK
-            || ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    x->node = node->index;
-    x->nreplied = from;
-    x->bad = NGX_DG_XCHG_CMDS;
-
-    if (x->handler) {
-        node->inflight++;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * A reply to command x->nreplied of the exchange, or NULL when none will
- * come.  A redirection or a missing script marks the exchange for
- * sending again from that command on, once the replies sent with it
- * are in: those after it answered for a command that did not run.
- */
-
-static void
-ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node, redisReply *reply)
-{
-    ngx_uint_t       i, from, asking, reload;
-    dg_redirect_t    rd;
-    ngx_dg_node_t   *to;
-    dg_reply_kind_t  kind;
-
-    i = x->nreplied++;
-
-    if (x->bad < i) {
-        /* answered for a command that is sent again */
-        if (reply) {
-            freeReplyObject(reply);
-        }
-
-    } else if (reply && reply->type == REDIS_REPLY_ERROR
-               && x->tries < NGX_DG_XCHG_TRIES - 1
-               && (kind = dg_reply_redirect(reply->str, reply->len, &rd))
-                  != DG_REPLY_ERROR
-               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN)
-    {
-        x->bad = i;
-        x->redirect = rd;
-        freeReplyObject(reply);
-
-    } else {
-        x->reply[i] = reply;
-    }
-
-    if (x->nreplied < x->n) {
-        return;
-    }
-
-    if (x->handler && node->inflight) {
-        node->inflight--;
-    }
-
-    if (x->bad == NGX_DG_XCHG_CMDS) {
-        ngx_dg_xchg_done(x);
-        return;
-    }
-
-    /* send again from the first command that did not run */
-
-    from = x->bad;
-    asking = 0;
-    reload = 0;
-    to = node;
-    x->tries++;
-
-    switch (x->redirect.kind) {
-
-    case DG_REPLY_MOVED:
-        to = ngx_dg_node_by_addr(x->redirect.addr);
-
-        if (to && ngx_dg_redis.slots) {
-            /* this slot at once; the rest of the map with a refresh */
-            ngx_dg_redis.slots[x->redirect.slot] = (u_char) to->index;
-            to->owned++;
-            ngx_dg_map_refresh();
-        }
-
-        break;
-
-    case DG_REPLY_ASK:
-        to = ngx_dg_node_by_addr(x->redirect.addr);
-        asking = 1;
-        break;
-
-    default: /* DG_REPLY_NOSCRIPT */
-        reload = 1;
-        break;
-    }
-
-    if (to && to->state == NGX_DG_REDIS_DOWN && to->conn == NULL
-        && !to->retry.timer_set)
-    {
-        ngx_dg_node_connect(to);
-    }
-
-    if (to == NULL || to->state == NGX_DG_REDIS_DOWN
-        || ngx_dg_xchg_push(x, to, from, asking, reload) != NGX_OK)
-    {
-        /* the commands from there on have no reply */
-        x->nreplied = x->n;
-        x->bad = NGX_DG_XCHG_CMDS;
-        ngx_dg_xchg_done(x);
-    }
-}
-
-
-static void
-ngx_dg_xchg_done(ngx_dg_xchg_t *x)
-{
-    ngx_uint_t   i;
-    redisReply  *r;
-
-    if (x->handler) {
-        x->handler(x);
-
-    } else {
-        /* nobody waits: errors are only counted and logged */
-        for (i = 0; i < x->n; i++) {
-            r = x->reply[i];
-
-            if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-                ngx_dg_count(redis_errors);
-
-                if (r) {
-                    ngx_dg_redis_log_error(" (state write)", r);
-                }
-            }
-        }
-    }
-
-    ngx_dg_redis_xchg_free(x);
-}
-
-
-/*
- * A write whose reply nobody waits for (a key's change of state): it
- * rides the same pipeline, and a failure is only counted and logged.
- */
-
-void
-ngx_dg_redis_fire(dg_cmd_t *cmd)
-{
-    ngx_dg_xchg_t  *x;
-
-    x = ngx_dg_redis_xchg_alloc();
-    if (x == NULL) {
-        return;
-    }
-
-    if (ngx_dg_redis_xchg_add(x, cmd) != NGX_OK) {
-        ngx_dg_redis_xchg_free(x);
-        ngx_dg_count(redis_errors);
-        return;
-    }
-
-    (void) ngx_dg_redis_xchg_send(x);
-}
-
-
-/* the slot map of a cluster */
-
-static void
-ngx_dg_map_refresh(void)
-{
-    ngx_uint_t      i, n;
-    const char     *argv[2];
-    size_t          argvlen[2];
-    ngx_dg_node_t  *node;
-
-    if (!ngx_dg_redis.conf->cluster || ngx_dg_redis.refresh_pending) {
-        return;
-    }
-
-    argv[0] = "CLUSTER";
-    argvlen[0] = 7;
-    argv[1] = "SLOTS";
-    argvlen[1] = 5;
-
-    /* any node that answers; not always the first */
-    n = ngx_dg_redis.nnodes;
-
-    for (i = 0; i < n; i++) {
-        node = &ngx_dg_redis.nodes[(i + (ngx_uint_t) ngx_random()) % n];
-
-        if (node->state == NGX_DG_REDIS_READY) {
-            if (ngx_dg_node_command(node, NGX_DG_ENT_SLOTS, NULL, 2, argv,
-                                    argvlen)
-                == NGX_OK)
-            {
-                ngx_dg_redis.refresh_pending++;
-            }
-
-            return;
-        }
-    }
-
-    /* none answers: the seed, as soon as its backoff lets it */
-    node = &ngx_dg_redis.nodes[0];
-
-    if (node->conn == NULL && !node->retry.timer_set) {
-        ngx_dg_node_connect(node);
-    }
-}
-
-
-static void
-ngx_dg_map_apply(ngx_dg_node_t *from, redisReply *reply)
-{
-    int               n, k;
-    u_char           *slots;
-    ngx_uint_t        i, s, suppressed;
-    ngx_dg_node_t    *node;
-    dg_slot_range_t  *ranges;
-    char              self[DG_ADDR_LEN];
-
-    ranges = ngx_alloc(DG_SLOTS * sizeof(dg_slot_range_t) / 16,
-                       ngx_dg_redis.log);
-    if (ranges == NULL) {
-        return;
-    }
-
-    ngx_memcpy(self, from->name.data, ngx_min(from->name.len,
-                                              DG_ADDR_LEN - 1));
-    self[ngx_min(from->name.len, DG_ADDR_LEN - 1)] = '\0';
-
-    n = dg_cluster_slots(reply, self, ranges, DG_SLOTS / 16);
-
-    if (n <= 0) {
-        if (ngx_dg_log_allow(&ngx_dg_redis.map_log, &suppressed)) {
-            ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                          "distill_guard: redis \"%V\" gave no slot map%s%*s "
-                          "(is it a cluster node?)", &from->name,
-                          reply->type == REDIS_REPLY_ERROR ? ": " : "",
-                          reply->type == REDIS_REPLY_ERROR
-                          ? (size_t) ngx_min(reply->len, 200) : 0,
-                          reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        }
-
-        ngx_free(ranges);
-        return;
-    }
-
-    slots = ngx_dg_redis.slots;
-    ngx_memset(slots, NGX_DG_NO_NODE, DG_SLOTS);
-
-    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
-        ngx_dg_redis.nodes[i].owned = 0;
-    }
-
-    for (k = 0; k < n; k++) {
-        node = ngx_dg_node_by_addr(ranges[k].addr);
-
-        if (node == NULL) {
-            if (ngx_dg_log_allow(&ngx_dg_redis.map_log, &suppressed)) {
-                ngx_log_error(NGX_LOG_ERR, ngx_dg_redis.log, 0,
-                              "distill_guard: redis cluster node \"%s\" "
-                              "cannot be used (not an IP address, or more "
-                              "than %d nodes)", ranges[k].addr,
-                              NGX_DG_NODES_MAX);
-            }
-
-            continue;
-        }
-
-        for (s = ranges[k].first; s <= ranges[k].last; s++) {
-            slots[s] = (u_char) node->index;
-        }
-
-        node->owned += ranges[k].last - ranges[k].first + 1;
-    }
-
-    ngx_free(ranges);
-
-    /* every master is connected before a request needs it */
-    for (i = 0; i < ngx_dg_redis.nnodes; i++) {
-        node = &ngx_dg_redis.nodes[i];
-
-        if (node->owned && node->conn == NULL && !node->retry.timer_set) {
-            ngx_dg_node_connect(node);
-        }
-    }
-
-    ngx_dg_map_check();
-    ngx_dg_redis_update_state();
-}
-
-
-/* while a slot has no master, or a master is lost: refresh again soon */
-
-static void
-ngx_dg_map_check(void)
-{
-    ngx_uint_t  s, i;
-
-    for (s = 0; s < DG_SLOTS; s++) {
-        i = ngx_dg_redis.slots[s];
-
-        if (i == NGX_DG_NO_NODE
-            || ngx_dg_redis.nodes[i].state == NGX_DG_REDIS_DOWN)
-        {
-            if (!ngx_dg_redis.map_timer.timer_set
-                && !(ngx_exiting || ngx_terminate || ngx_quit))
-            {
-                ngx_add_timer(&ngx_dg_redis.map_timer, NGX_DG_MAP_RETRY);
-            }
-
-            return;
-        }
-    }
-}
-
-
-static void
-ngx_dg_map_timer_handler(ngx_event_t *ev)
-{
-    ngx_dg_map_refresh();
-    ngx_dg_map_check();
-}
 
 
 /*
@@ -1892,7 +1380,7 @@ ngx_dg_map_timer_handler(ngx_event_t *ev)
  * serves slots is, down when none can take a command.
  */
 
-static void
+void
 ngx_dg_redis_update_state(void)
 {
     ngx_uint_t      i, ready, usable, all;
@@ -1924,8 +1412,12 @@ ngx_dg_redis_update_state(void)
     if (ngx_dg_redis.conf->cluster && ngx_dg_redis.slots
         && ready + usable == 0)
     {
-        /* no map yet: the seed tells */
-        usable = ngx_dg_redis.nodes[0].state != NGX_DG_REDIS_DOWN;
+        /* no map yet: a seed tells */
+        for (i = 0; i < ngx_dg_redis.nseeds; i++) {
+            if (ngx_dg_redis.nodes[i].state != NGX_DG_REDIS_DOWN) {
+                usable = 1;
+            }
+        }
     }
 
     if (ready && all) {
@@ -1949,7 +1441,7 @@ ngx_dg_redis_update_state(void)
  * every one; the line says how many it stands for.
  */
 
-static void
+void
 ngx_dg_redis_log_error(const char *what, redisReply *reply)
 {
     ngx_uint_t  suppressed;
@@ -1975,7 +1467,7 @@ ngx_dg_redis_reply_error(redisReply *reply)
 
 /* 1: log now, and *suppressed lines were not logged since the last one */
 
-static ngx_int_t
+ngx_int_t
 ngx_dg_log_allow(ngx_dg_log_limit_t *ll, ngx_uint_t *suppressed)
 {
     time_t  now;

@@ -26,8 +26,6 @@ static u_char *ngx_dg_stats_prom_latency(u_char *p, u_char *last,
 
 static ngx_dg_stats_t  *ngx_dg_stats_ptr;
 
-ngx_slab_pool_t        *ngx_dg_shpool;
-ngx_dg_shctx_t         *ngx_dg_sh;
 
 
 ngx_int_t
@@ -37,16 +35,17 @@ ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_dg_shctx_t   *sh;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-    ngx_dg_shpool = shpool;
 
     if (data) {
         /* reload: keep counting where the old cycle left off */
         sh = data;
+        ngx_dg_limit_init_zone(shpool, &sh->limit, 0);
         goto done;
     }
 
     if (shm_zone->shm.exists) {
         sh = shpool->data;
+        ngx_dg_limit_init_zone(shpool, &sh->limit, 0);
         goto done;
     }
 
@@ -55,9 +54,7 @@ ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
-    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
-                    ngx_dg_limit_rbtree_insert_value);
-    ngx_queue_init(&sh->queue);
+    ngx_dg_limit_init_zone(shpool, &sh->limit, 1);
 
     shpool->data = sh;
 
@@ -67,7 +64,6 @@ ngx_dg_stats_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 done:
 
     shm_zone->data = sh;
-    ngx_dg_sh = sh;
     ngx_dg_stats_ptr = &sh->stats;
 
     return NGX_OK;
