@@ -978,6 +978,9 @@ ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc)
 
     (void) SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 
+    /* a reply in one read() rather than a header, then a record */
+    SSL_CTX_set_read_ahead(ctx, 1);
+
     /* a session per node is kept by hand (SSL_get1_session) */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT
                                         | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -732,6 +732,13 @@ ngx_dg_node_connect_timeout(ngx_event_t *ev)
         return;
     }
 
+#if (NGX_SSL)
+    if (node->ssl && !node->io_up) {
+        ngx_dg_node_fail(node, "TLS handshake failed", "timed out");
+        return;
+    }
+#endif
+
     ngx_dg_node_fail(node, node->tcp_up ? "setup timed out"
                                         : "connect timed out", "");
 }
