@@ -13,6 +13,7 @@
 #   make bench-scale  memory, CPU and latency from 1 to 1 M active keys
 #   make bench-cluster  one Redis beside a 3-master Redis Cluster, and the
 #                 failover timeline of a master killed under load
+#   make bench-tls    the module with Redis over plain TCP and over TLS
 #   make fuzz     libFuzzer targets (clang)
 #   make fuzz-run each target for FUZZ_SECONDS (60) on fuzz/corpus/<target>
 #   make eval     detection evaluation on ../shared/data/prompts (CORPUS=)
@@ -43,8 +44,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
-        bench bench-peers bench-scale bench-cluster test-tools fuzz fuzz-run \
-        eval eval-features deb clean
+        bench bench-peers bench-scale bench-cluster bench-tls test-tools \
+        fuzz fuzz-run eval eval-features deb clean
 
 all: module ctl
 
@@ -195,6 +196,11 @@ bench-scale: deps
 bench-cluster: deps
 	$(MAKE) module
 	perl bench/cluster.pl $(BENCH_ARGS)
+
+# Redis over plain TCP beside Redis over TLS: see bench/tls.md
+bench-tls: deps
+	$(MAKE) module
+	perl bench/tls.pl $(BENCH_ARGS)
 
 $(BUILD)/eval_features: tools/eval_features.c $(BUILD)/libdg.a
 	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)

@@ -581,31 +581,96 @@ char *
 ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
     ngx_uint_t n)
 {
-    ngx_int_t    num;
-    ngx_str_t    s, host;
-    ngx_url_t    u;
-    ngx_uint_t   i, tls_opts;
+    ngx_int_t             num;
+    ngx_str_t             s, host;
+    ngx_url_t             u;
+    ngx_uint_t            i, k, tls_opts, unix_addr;
+    ngx_dg_redis_addr_t  *a;
 
-    rc->name = value[1];
     rc->tls_verify = NGX_CONF_UNSET;
     tls_opts = 0;
+    unix_addr = 0;
+    ngx_str_null(&host);
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid redis address \"%V\"%s%s", &value[1],
-                           u.err ? ": " : "", u.err ? u.err : "");
+    if (ngx_array_init(&rc->addrs, cf->pool, 2, sizeof(ngx_dg_redis_addr_t))
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(&rc->sockaddr, u.addrs[0].sockaddr, u.addrs[0].socklen);
-    rc->socklen = u.addrs[0].socklen;
-    host = u.host;
+    /*
+     * The addresses: the first argument, and the host:port ones after it
+     * (a cluster's seeds); a name that resolves to several addresses
+     * gives them all
+     */
+    for (i = 1; i < n; i++) {
 
-    for (i = 2; i < n; i++) {
+        if (i > 1
+            && (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+                || ngx_strlchr(value[i].data, value[i].data + value[i].len,
+                               ':')
+                   == NULL))
+        {
+            break;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = value[i];
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid redis address \"%V\"%s%s",
+                               &value[i], u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.family == AF_UNIX) {
+            unix_addr = 1;
+        }
+
+        if (host.len == 0) {
+            host = u.host;
+        }
+
+        for (k = 0; k < u.naddrs; k++) {
+            a = ngx_array_push(&rc->addrs);
+            if (a == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            /* the name as written for the first, so logs read as the
+             * configuration does; the address itself for the others */
+            if (k == 0) {
+                a->name = value[i];
+
+            } else {
+                a->name = u.addrs[k].name;
+            }
+
+            a->host = u.host;
+            ngx_memcpy(&a->sockaddr, u.addrs[k].sockaddr,
+                       u.addrs[k].socklen);
+            a->socklen = u.addrs[k].socklen;
+        }
+    }
+
+    rc->name = value[1];
+
+    if (rc->addrs.nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_redis\" needs an address first");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->addrs.nelts > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "too many redis addresses (at most 64)");
+        return NGX_CONF_ERROR;
+    }
+
+    for ( /* void */ ; i < n; i++) {
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
             rc->password.data = value[i].data + 9;
@@ -730,10 +795,18 @@ ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
         return NGX_CONF_ERROR;
     }
 
-    if (rc->cluster == 1 && (u.family == AF_UNIX || rc->db > 0)) {
+    if (rc->cluster == 1 && (unix_addr || rc->db > 0)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis \"cluster=on\" takes a host:port seed "
+                           "redis \"cluster=on\" takes host:port seeds "
                            "and no \"db=\" (a cluster has database 0 only)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rc->cluster != 1 && rc->addrs.nelts > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"distill_guard_redis\" has %ui addresses: "
+                           "more than one is for \"cluster=on\" (its "
+                           "seeds)", rc->addrs.nelts);
         return NGX_CONF_ERROR;
     }
 
@@ -747,7 +820,7 @@ ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
         return NGX_CONF_OK;
     }
 
-    if (u.family == AF_UNIX) {
+    if (unix_addr) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "redis \"tls=on\" takes a host:port, not a unix "
                            "socket");
@@ -763,11 +836,6 @@ ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
 
     if (rc->tls_verify == NGX_CONF_UNSET) {
         rc->tls_verify = 1;
-    }
-
-    /* the name checked and sent (SNI): as given, else the address's */
-    if (rc->tls_name.len == 0) {
-        rc->tls_name = host;
     }
 
     return ngx_dg_redis_tls(cf, rc);
@@ -802,6 +870,23 @@ ngx_dg_conf_flag(ngx_str_t *v, size_t skip, ngx_flag_t *flag)
     }
 
     return NGX_ERROR;
+}
+
+
+/* an IP address, which a certificate names apart from host names */
+
+ngx_uint_t
+ngx_dg_conf_is_ip(u_char *name, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    u_char  buf[sizeof(struct in6_addr)];
+
+    if (ngx_inet6_addr(name, len, buf) == NGX_OK) {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr(name, len) != INADDR_NONE;
 }
 
 
@@ -845,23 +930,21 @@ ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc)
     char                *ca, *cert, *key;
     SSL_CTX             *ctx;
     ngx_pool_cleanup_t  *cln;
-    u_char               buf[sizeof(struct in6_addr)];
 
-    /* X509_VERIFY_PARAM and SNI take C strings */
-    name = ngx_pnalloc(cf->pool, rc->tls_name.len + 1);
-    if (name == NULL) {
-        return NGX_CONF_ERROR;
+    /* X509_VERIFY_PARAM and SNI take C strings; without tls_name= each
+     * node is checked against its own host (the transport) */
+    if (rc->tls_name.len) {
+        name = ngx_pnalloc(cf->pool, rc->tls_name.len + 1);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(name, rc->tls_name.data, rc->tls_name.len);
+        name[rc->tls_name.len] = '\0';
+        rc->tls_name.data = name;
+
+        rc->tls_name_ip = ngx_dg_conf_is_ip(name, rc->tls_name.len);
     }
-
-    ngx_memcpy(name, rc->tls_name.data, rc->tls_name.len);
-    name[rc->tls_name.len] = '\0';
-    rc->tls_name.data = name;
-
-    rc->tls_name_ip = ngx_inet_addr(name, rc->tls_name.len) != INADDR_NONE
-#if (NGX_HAVE_INET6)
-                      || ngx_inet6_addr(name, rc->tls_name.len, buf) == NGX_OK
-#endif
-                      ;
 
     ca = NULL;
     cert = NULL;
@@ -894,6 +977,9 @@ ngx_dg_redis_tls(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc)
     cln->data = ctx;
 
     (void) SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+
+    /* a reply in one read() rather than a header, then a record */
+    SSL_CTX_set_read_ahead(ctx, 1);
 
     /* a session per node is kept by hand (SSL_get1_session) */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT

@@ -40,8 +40,19 @@
 
 typedef struct {
     ngx_str_t                   name;       /* as configured, for logs */
+    ngx_str_t                   host;       /* the name a certificate is
+                                               checked against */
     ngx_sockaddr_t              sockaddr;   /* resolved when configured */
     socklen_t                   socklen;
+} ngx_dg_redis_addr_t;
+
+
+typedef struct {
+    ngx_str_t                   name;       /* the first address, as
+                                               configured */
+    ngx_array_t                 addrs;      /* ngx_dg_redis_addr_t: the
+                                               server, or a cluster's
+                                               seeds */
     ngx_str_t                   user;
     ngx_str_t                   password;
     ngx_int_t                   db;
@@ -52,7 +63,8 @@ typedef struct {
     ngx_flag_t                  tls;
     ngx_flag_t                  tls_verify;
     ngx_str_t                   tls_ca;
-    ngx_str_t                   tls_name;   /* NUL-terminated */
+    ngx_str_t                   tls_name;   /* NUL-terminated; empty: each
+                                               node's host */
     ngx_str_t                   tls_cert;
     ngx_str_t                   tls_key;
     unsigned                    tls_name_ip:1;
@@ -291,6 +303,7 @@ void ngx_dg_window_exit_process(void);
 /* ngx_distill_guard_conf.c */
 char *ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc,
     ngx_str_t *value, ngx_uint_t n);
+ngx_uint_t ngx_dg_conf_is_ip(u_char *name, size_t len);
 
 /* ngx_distill_guard_limit.c: the node-local fallback while Redis is away */
 void ngx_dg_limit_init_zone(ngx_slab_pool_t *shpool, ngx_dg_limit_sh_t *sh,

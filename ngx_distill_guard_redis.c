@@ -21,7 +21,7 @@
 
 
 static ngx_dg_node_t *ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len,
-    ngx_str_t *name);
+    ngx_str_t *name, ngx_str_t *host);
 static void ngx_dg_node_connected(ngx_dg_node_t *node);
 static void ngx_dg_node_setup(ngx_dg_node_t *node);
 static void ngx_dg_node_fail(ngx_dg_node_t *node, const char *what,
@@ -36,11 +36,14 @@ static void ngx_dg_node_post(ngx_dg_node_t *node);
 static void ngx_dg_node_dispatch(ngx_dg_node_t *node, redisReply *reply);
 static void ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
     redisReply *reply);
+static ngx_int_t ngx_dg_redis_format_scripts(void);
 #if (NGX_SSL)
 static ngx_int_t ngx_dg_node_handshake(ngx_dg_node_t *node);
 static ngx_int_t ngx_dg_node_tls_start(ngx_dg_node_t *node);
 static const char *ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr,
     char *buf, size_t size);
+static const char *ngx_dg_tls_what(ngx_dg_node_t *node);
+static int ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 #endif
 
 
@@ -63,8 +66,9 @@ ngx_int_t
 ngx_dg_redis_init_process(ngx_cycle_t *cycle,
     ngx_http_distill_guard_main_conf_t *dmcf)
 {
+    ngx_uint_t            i;
     ngx_dg_redis_conf_t  *rc;
-    ngx_dg_node_t        *node;
+    ngx_dg_redis_addr_t  *addr;
 
     ngx_memzero(&ngx_dg_redis, sizeof(ngx_dg_redis_t));
 
@@ -94,15 +98,81 @@ ngx_dg_redis_init_process(ngx_cycle_t *cycle,
         ngx_dg_redis.map_timer.cancelable = 1;
     }
 
-    /* node 0: the configured server, or the cluster's seed */
-    node = ngx_dg_node_add(&rc->sockaddr, rc->socklen, &rc->name);
-    if (node == NULL) {
+    if (ngx_dg_redis_format_scripts() != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_dg_node_connect(node);
+#if (NGX_SSL)
+    if (rc->ssl && rc->tls_cert.len == 0) {
+        /* only to say so when the server then refuses the connection */
+        SSL_CTX_set_client_cert_cb(rc->ssl->ctx, ngx_dg_tls_cert_asked);
+    }
+#endif
+
+    /* the first nodes: the configured server, or the cluster's seeds */
+    addr = rc->addrs.elts;
+
+    for (i = 0; i < rc->addrs.nelts; i++) {
+        if (ngx_dg_node_add(&addr[i].sockaddr, addr[i].socklen,
+                            &addr[i].name, &addr[i].host)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_dg_redis.nseeds = rc->addrs.nelts;
+
+    /* one is enough: it tells the slot map, and names the others */
+    ngx_dg_node_connect(&ngx_dg_redis.nodes[0]);
 
     return NGX_OK;
+}
+
+
+/* SCRIPT LOAD of both scripts, one after the other, as sent */
+
+static ngx_int_t
+ngx_dg_redis_format_scripts(void)
+{
+    int          len[2];
+    char        *cmd[2];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "SCRIPT";
+    argvlen[0] = 6;
+    argv[1] = "LOAD";
+    argvlen[1] = 4;
+    argv[2] = dg_window_lua;
+    argvlen[2] = dg_window_lua_len;
+
+    len[0] = redisFormatCommandArgv(&cmd[0], 3, argv, argvlen);
+
+    argv[2] = dg_fanout_lua;
+    argvlen[2] = dg_fanout_lua_len;
+
+    len[1] = redisFormatCommandArgv(&cmd[1], 3, argv, argvlen);
+
+    if (len[0] > 0 && len[1] > 0) {
+        ngx_dg_redis.load = ngx_alloc(len[0] + len[1], ngx_dg_redis.log);
+    }
+
+    if (ngx_dg_redis.load) {
+        ngx_memcpy(ngx_dg_redis.load, cmd[0], len[0]);
+        ngx_memcpy(ngx_dg_redis.load + len[0], cmd[1], len[1]);
+        ngx_dg_redis.load_len = len[0] + len[1];
+    }
+
+    if (len[0] > 0) {
+        free(cmd[0]);
+    }
+
+    if (len[1] > 0) {
+        free(cmd[1]);
+    }
+
+    return ngx_dg_redis.load ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -163,6 +233,7 @@ ngx_dg_redis_exit_process(ngx_cycle_t *cycle)
         ngx_free(x);
     }
 
+    ngx_free(ngx_dg_redis.load);
     ngx_free(ngx_dg_redis.slots);
     ngx_free(ngx_dg_redis.nodes);
     ngx_dg_redis.nodes = NULL;
@@ -179,8 +250,11 @@ ngx_dg_redis_ready(void)
 
 
 static ngx_dg_node_t *
-ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
+ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name,
+    ngx_str_t *host)
 {
+    size_t          n;
+    u_char         *p;
     ngx_dg_node_t  *node;
 
     if (ngx_dg_redis.nnodes == NGX_DG_NODES_MAX) {
@@ -197,6 +271,20 @@ ngx_dg_node_add(ngx_sockaddr_t *sa, socklen_t len, ngx_str_t *name)
     node->name.len = ngx_min(name->len, sizeof(node->name_buf));
     node->name.data = node->name_buf;
     ngx_memcpy(node->name_buf, name->data, node->name.len);
+
+    /* IPv6 hosts come bracketed from a URL */
+    n = host->len;
+    p = host->data;
+
+    if (n > 2 && p[0] == '[' && p[n - 1] == ']') {
+        p++;
+        n -= 2;
+    }
+
+    n = ngx_min(n, sizeof(node->host) - 1);
+    ngx_memcpy(node->host, p, n);
+    node->host[n] = '\0';
+    node->host_ip = ngx_dg_conf_is_ip(node->host, n);
 
     node->backoff = NGX_DG_BACKOFF_MIN;
 
@@ -222,7 +310,7 @@ ngx_dg_node_by_addr(const char *addr)
     u_char          *p, *colon;
     size_t           len;
     ngx_int_t        port;
-    ngx_str_t        name;
+    ngx_str_t        name, host;
     ngx_uint_t       i;
     ngx_addr_t       a;
     ngx_dg_node_t   *node;
@@ -282,7 +370,11 @@ ngx_dg_node_by_addr(const char *addr)
     name.data = buf;
     name.len = ngx_sock_ntop(&sa.sockaddr, a.socklen, buf, sizeof(buf), 1);
 
-    return ngx_dg_node_add(&sa, a.socklen, &name);
+    /* a node the cluster named: its certificate names its address */
+    host.data = p;
+    host.len = colon - p;
+
+    return ngx_dg_node_add(&sa, a.socklen, &name, &host);
 }
 
 
@@ -443,29 +535,14 @@ ngx_dg_node_setup(ngx_dg_node_t *node)
         }
     }
 
-    argv[0] = "SCRIPT";
-    argvlen[0] = 6;
-    argv[1] = "LOAD";
-    argvlen[1] = 4;
-    argv[2] = dg_window_lua;
-    argvlen[2] = dg_window_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
+    /* both scripts, formatted once per worker */
+    if (ngx_dg_node_reserve(node, ngx_dg_redis.load_len, 2) != NGX_OK) {
         goto failed;
     }
 
-    argv[2] = dg_fanout_lua;
-    argvlen[2] = dg_fanout_lua_len;
-
-    if (ngx_dg_node_command(node, NGX_DG_ENT_SETUP, "SCRIPT LOAD", 3, argv,
-                            argvlen)
-        != NGX_OK)
-    {
-        goto failed;
-    }
+    ngx_dg_node_append(node, ngx_dg_redis.load, ngx_dg_redis.load_len);
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
+    ngx_dg_node_expect(node, NGX_DG_ENT_SETUP, NULL, "SCRIPT LOAD");
 
     if (rc->cluster) {
         /* a node that comes up tells the slot map: cheap, and current */
@@ -607,7 +684,9 @@ ngx_dg_node_schedule(ngx_dg_node_t *node)
     }
 
     /* a node that serves no slot any more is not called again */
-    if (ngx_dg_redis.conf->cluster && node->index != 0 && node->owned == 0) {
+    if (ngx_dg_redis.conf->cluster && node->index >= ngx_dg_redis.nseeds
+        && node->owned == 0)
+    {
         return;
     }
 
@@ -652,6 +731,13 @@ ngx_dg_node_connect_timeout(ngx_event_t *ev)
     if (node->state != NGX_DG_REDIS_CONNECTING || node->conn == NULL) {
         return;
     }
+
+#if (NGX_SSL)
+    if (node->ssl && !node->io_up) {
+        ngx_dg_node_fail(node, "TLS handshake failed", "timed out");
+        return;
+    }
+#endif
 
     ngx_dg_node_fail(node, node->tcp_up ? "setup timed out"
                                         : "connect timed out", "");
@@ -747,15 +833,7 @@ ngx_dg_node_read_handler(ngx_event_t *rev)
                     break;
                 }
 
-                if (sslerr == SSL_ERROR_ZERO_RETURN) {
-                    ngx_dg_node_fail(node, "connection lost", "closed");
-                    return;
-                }
-
-                ngx_dg_node_fail(node,
-                                 node->state == NGX_DG_REDIS_READY
-                                 ? "connection lost"
-                                 : "TLS handshake failed",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return;
@@ -912,21 +990,30 @@ ngx_dg_node_setup_reply(ngx_dg_node_t *node, const char *what,
 
 /* queue bytes; they leave at the end of this event-loop turn */
 
+/*
+ * Room for bytes more to send and entries more replies to expect: once
+ * it is made, ngx_dg_node_append() and ngx_dg_node_expect() cannot fail,
+ * so a command is never sent without its reply expected, or the reverse
+ * (the replies would answer the wrong commands from then on).
+ */
+
 ngx_int_t
-ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+ngx_dg_node_reserve(ngx_dg_node_t *node, size_t bytes, ngx_uint_t entries)
 {
-    size_t   size;
-    u_char  *out;
+    size_t           size;
+    u_char          *out;
+    ngx_uint_t       i, n;
+    ngx_dg_entry_t  *fifo;
 
     if (node->out_sent && node->out_sent == node->out_len) {
         node->out_sent = 0;
         node->out_len = 0;
     }
 
-    if (node->out_len + len > node->out_size) {
+    if (node->out_len + bytes > node->out_size) {
         size = ngx_max(node->out_size * 2, 4096);
 
-        while (size < node->out_len + len) {
+        while (size < node->out_len + bytes) {
             size *= 2;
         }
 
@@ -944,12 +1031,41 @@ ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
         node->out_size = size;
     }
 
+    if (node->fifo_n + entries > node->fifo_size) {
+        n = ngx_max(node->fifo_size * 2, 64);
+
+        while (n < node->fifo_n + entries) {
+            n *= 2;
+        }
+
+        fifo = ngx_alloc(n * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
+        if (fifo == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (i = 0; i < node->fifo_n; i++) {
+            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
+        }
+
+        ngx_free(node->fifo);
+        node->fifo = fifo;
+        node->fifo_head = 0;
+        node->fifo_size = n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* bytes to send, in room reserved; they leave at the end of this turn */
+
+void
+ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len)
+{
     ngx_memcpy(node->out + node->out_len, p, len);
     node->out_len += len;
 
     ngx_dg_node_post(node);
-
-    return NGX_OK;
 }
 
 
@@ -966,30 +1082,13 @@ ngx_dg_node_post(ngx_dg_node_t *node)
 }
 
 
-ngx_int_t
+/* a reply to expect, in room reserved */
+
+void
 ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     const char *what)
 {
-    ngx_uint_t       i, size;
-    ngx_dg_entry_t  *fifo, *e;
-
-    if (node->fifo_n == node->fifo_size) {
-        size = ngx_max(node->fifo_size * 2, 64);
-
-        fifo = ngx_alloc(size * sizeof(ngx_dg_entry_t), ngx_dg_redis.log);
-        if (fifo == NULL) {
-            return NGX_ERROR;
-        }
-
-        for (i = 0; i < node->fifo_n; i++) {
-            fifo[i] = node->fifo[(node->fifo_head + i) % node->fifo_size];
-        }
-
-        ngx_free(node->fifo);
-        node->fifo = fifo;
-        node->fifo_head = 0;
-        node->fifo_size = size;
-    }
+    ngx_dg_entry_t  *e;
 
     e = &node->fifo[(node->fifo_head + node->fifo_n) % node->fifo_size];
     e->x = x;
@@ -1000,8 +1099,6 @@ ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type, ngx_dg_xchg_t *x,
     if (type == NGX_DG_ENT_SETUP) {
         node->setup_pending++;
     }
-
-    return NGX_OK;
 }
 
 
@@ -1009,23 +1106,24 @@ ngx_int_t
 ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type, const char *what,
     int argc, const char **argv, const size_t *argvlen)
 {
-    int        len;
-    char      *cmd;
-    ngx_int_t  rc;
+    int   len;
+    char *cmd;
 
     len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0) {
         return NGX_ERROR;
     }
 
-    rc = ngx_dg_node_append(node, (u_char *) cmd, len);
-    free(cmd);
-
-    if (rc != NGX_OK) {
+    if (ngx_dg_node_reserve(node, len, 1) != NGX_OK) {
+        free(cmd);
         return NGX_ERROR;
     }
 
-    return ngx_dg_node_expect(node, type, NULL, what);
+    ngx_dg_node_append(node, (u_char *) cmd, len);
+    ngx_dg_node_expect(node, type, NULL, what);
+    free(cmd);
+
+    return NGX_OK;
 }
 
 
@@ -1066,7 +1164,7 @@ ngx_dg_node_flush(ngx_dg_node_t *node)
                     return NGX_AGAIN;
                 }
 
-                ngx_dg_node_fail(node, "connection lost",
+                ngx_dg_node_fail(node, ngx_dg_tls_what(node),
                                  ngx_dg_tls_reason(node, sslerr, reason,
                                                    sizeof(reason)));
                 return NGX_ERROR;
@@ -1104,6 +1202,8 @@ static ngx_int_t
 ngx_dg_node_tls_start(ngx_dg_node_t *node)
 {
     SSL                  *ssl;
+    char                 *host;
+    ngx_uint_t            ip;
     X509_VERIFY_PARAM    *param;
     ngx_dg_redis_conf_t  *rc;
 
@@ -1120,28 +1220,37 @@ ngx_dg_node_tls_start(ngx_dg_node_t *node)
     }
 
     node->ssl = ssl;
+    node->cert_asked = 0;
 
+    SSL_set_app_data(ssl, node);
     SSL_set_connect_state(ssl);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE
                       | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
-    if (rc->tls_name.len && !rc->tls_name_ip) {
-        (void) SSL_set_tlsext_host_name(ssl, (char *) rc->tls_name.data);
+    /* the name checked, and sent as SNI: tls_name=, else the node's */
+    if (rc->tls_name.len) {
+        host = (char *) rc->tls_name.data;
+        ip = rc->tls_name_ip;
+
+    } else {
+        host = (char *) node->host;
+        ip = node->host_ip;
     }
 
-    if (rc->tls_verify && rc->tls_name.len) {
+    if (!ip && host[0]) {
+        (void) SSL_set_tlsext_host_name(ssl, host);
+    }
+
+    if (rc->tls_verify && host[0]) {
         param = SSL_get0_param(ssl);
         X509_VERIFY_PARAM_set_hostflags(param,
                                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 
-        if (rc->tls_name_ip) {
-            (void) X509_VERIFY_PARAM_set1_ip_asc(param,
-                                                 (char *) rc->tls_name.data);
+        if (ip) {
+            (void) X509_VERIFY_PARAM_set1_ip_asc(param, host);
 
         } else {
-            (void) X509_VERIFY_PARAM_set1_host(param,
-                                               (char *) rc->tls_name.data,
-                                               rc->tls_name.len);
+            (void) X509_VERIFY_PARAM_set1_host(param, host, 0);
         }
     }
 
@@ -1201,34 +1310,73 @@ static const char *
 ngx_dg_tls_reason(ngx_dg_node_t *node, int sslerr, char *buf, size_t size)
 {
     long           v;
+    u_char        *p, *last;
     unsigned long  e;
     const char    *r;
 
     e = ERR_peek_last_error();
     v = SSL_get_verify_result(node->ssl);
+    p = (u_char *) buf;
+    last = p + size - 1;
 
     if (v != X509_V_OK && ngx_dg_redis.conf->tls_verify) {
-        ngx_snprintf((u_char *) buf, size - 1, "certificate verify failed "
-                     "(%s)%Z", X509_verify_cert_error_string(v));
+        p = ngx_slprintf(p, last, "certificate verify failed (%s)",
+                         X509_verify_cert_error_string(v));
 
     } else if (e) {
         r = ERR_reason_error_string(e);
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     r ? r : "unknown TLS error");
+        p = ngx_slprintf(p, last, "%s", r ? r : "unknown TLS error");
+
+    } else if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        p = ngx_slprintf(p, last, "closed");
 
     } else if (sslerr == SSL_ERROR_SYSCALL) {
-        ngx_snprintf((u_char *) buf, size - 1, "%s%Z",
-                     ngx_socket_errno ? strerror(ngx_socket_errno)
-                                      : "closed by the server");
+        p = ngx_slprintf(p, last, "%s",
+                         ngx_socket_errno ? strerror(ngx_socket_errno)
+                                          : "closed by the server");
 
     } else {
-        ngx_snprintf((u_char *) buf, size - 1, "TLS error %d%Z", sslerr);
+        p = ngx_slprintf(p, last, "TLS error %d", sslerr);
     }
 
-    buf[size - 1] = '\0';
+    /* a TLS 1.3 server refuses a missing certificate after the handshake */
+    if (node->cert_asked) {
+        p = ngx_slprintf(p, last, " (the server asked for a client "
+                         "certificate: tls_cert=, tls_key=)");
+    }
+
+    *p = '\0';
     ERR_clear_error();
 
     return buf;
+}
+
+
+/* what failed: before the login and the scripts went through, the TLS
+ * handshake, as far as an operator is concerned */
+
+static const char *
+ngx_dg_tls_what(ngx_dg_node_t *node)
+{
+    return node->state == NGX_DG_REDIS_READY ? "connection lost"
+                                             : "TLS handshake failed";
+}
+
+
+/* the server asked for a client certificate and none is configured */
+
+static int
+ngx_dg_tls_cert_asked(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    ngx_dg_node_t  *node;
+
+    node = SSL_get_app_data(ssl);
+
+    if (node) {
+        node->cert_asked = 1;
+    }
+
+    return 0;
 }
 
 #endif
@@ -1271,8 +1419,12 @@ ngx_dg_redis_update_state(void)
     if (ngx_dg_redis.conf->cluster && ngx_dg_redis.slots
         && ready + usable == 0)
     {
-        /* no map yet: the seed tells */
-        usable = ngx_dg_redis.nodes[0].state != NGX_DG_REDIS_DOWN;
+        /* no map yet: a seed tells */
+        for (i = 0; i < ngx_dg_redis.nseeds; i++) {
+            if (ngx_dg_redis.nodes[i].state != NGX_DG_REDIS_DOWN) {
+                usable = 1;
+            }
+        }
     }
 
     if (ready && all) {

@@ -57,12 +57,16 @@ typedef struct {
     u_char                               name_buf[DG_ADDR_LEN];
     ngx_sockaddr_t                       sockaddr;
     socklen_t                            socklen;
+    u_char                               host[DG_ADDR_LEN];  /* for TLS,
+                                                               NUL-ended */
+    unsigned                             host_ip:1;
 
     ngx_connection_t                    *conn;
     ngx_uint_t                           state;
     unsigned                             tcp_up:1;
     unsigned                             io_up:1;   /* TCP and TLS */
     unsigned                             down_logged:1;
+    unsigned                             cert_asked:1;
     ngx_msec_t                           backoff;
     ngx_event_t                          retry;
     ngx_event_t                          connect_timer;
@@ -95,10 +99,13 @@ typedef struct {
     ngx_log_t                           *log;
     ngx_dg_node_t                       *nodes;
     ngx_uint_t                           nnodes;
+    ngx_uint_t                           nseeds;    /* the first nodes */
     u_char                              *slots;     /* slot -> node */
     ngx_uint_t                           refresh_pending;
     ngx_event_t                          map_timer;
     ngx_dg_xchg_t                       *free;
+    u_char                              *load;  /* SCRIPT LOAD of both */
+    size_t                               load_len;
     ngx_dg_log_limit_t                   busy_log;
     ngx_dg_log_limit_t                   error_log;
     ngx_dg_log_limit_t                   map_log;
@@ -112,9 +119,10 @@ extern ngx_dg_redis_t  ngx_dg_redis;
 /* ngx_distill_guard_redis.c: nodes and their connections */
 ngx_dg_node_t *ngx_dg_node_by_addr(const char *addr);
 void ngx_dg_node_connect(ngx_dg_node_t *node);
-ngx_int_t ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p,
-    size_t len);
-ngx_int_t ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type,
+ngx_int_t ngx_dg_node_reserve(ngx_dg_node_t *node, size_t bytes,
+    ngx_uint_t entries);
+void ngx_dg_node_append(ngx_dg_node_t *node, const u_char *p, size_t len);
+void ngx_dg_node_expect(ngx_dg_node_t *node, ngx_uint_t type,
     ngx_dg_xchg_t *x, const char *what);
 ngx_int_t ngx_dg_node_command(ngx_dg_node_t *node, ngx_uint_t type,
     const char *what, int argc, const char **argv, const size_t *argvlen);

@@ -173,56 +173,41 @@ static ngx_int_t
 ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
     ngx_uint_t asking, ngx_uint_t reload)
 {
-    ngx_uint_t   i;
-    const char  *argv[3];
-    size_t       argvlen[3];
+    size_t      bytes, asked;
+    ngx_uint_t  i;
+
+    asked = asking ? sizeof(ngx_dg_asking) - 1 : 0;
+    bytes = x->off[x->n] - x->off[from] + (x->n - from) * asked;
+
+    if (reload) {
+        bytes += ngx_dg_redis.load_len;
+    }
+
+    if (ngx_dg_node_reserve(node, bytes,
+                            (x->n - from) * (asking ? 2 : 1)
+                            + (reload ? 2 : 0))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (reload) {
         /* the scripts again (SCRIPT FLUSH, a restarted Redis) */
-        argv[0] = "SCRIPT";
-        argvlen[0] = 6;
-        argv[1] = "LOAD";
-        argvlen[1] = 4;
-        argv[2] = dg_window_lua;
-        argvlen[2] = dg_window_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        argv[2] = dg_fanout_lua;
-        argvlen[2] = dg_fanout_lua_len;
-
-        if (ngx_dg_node_command(node, NGX_DG_ENT_SKIP, NULL, 3, argv,
-                                argvlen)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_dg_node_append(node, ngx_dg_redis.load, ngx_dg_redis.load_len);
+        ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
+        ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
     }
 
     for (i = from; i < x->n; i++) {
 
-        if (asking
-            && (ngx_dg_node_append(node, (u_char *) ngx_dg_asking,
-                                   sizeof(ngx_dg_asking) - 1)
-                != NGX_OK
-                || ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL)
-                   != NGX_OK))
-        {
-            return NGX_ERROR;
+        if (asking) {
+            ngx_dg_node_append(node, (u_char *) ngx_dg_asking, asked);
+            ngx_dg_node_expect(node, NGX_DG_ENT_SKIP, NULL, NULL);
         }
 
-        if (ngx_dg_node_append(node, x->buf + x->off[i],
-                               x->off[i + 1] - x->off[i])
-            != NGX_OK
-            || ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL) != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ngx_dg_node_append(node, x->buf + x->off[i],
+                           x->off[i + 1] - x->off[i]);
+        ngx_dg_node_expect(node, NGX_DG_ENT_CMD, x, NULL);
     }
 
     x->node = node->index;
@@ -242,6 +227,8 @@ ngx_dg_xchg_push(ngx_dg_xchg_t *x, ngx_dg_node_t *node, ngx_uint_t from,
  * come.  A redirection or a missing script marks the exchange for
  * sending again from that command on, once the replies sent with it
  * are in: those after it answered for a command that did not run.
+ * Without cluster=on a redirection is an error like any other: the
+ * operator pointed the module at a cluster node, and the log says so.
  */
 
 void
@@ -264,7 +251,8 @@ ngx_dg_xchg_reply(ngx_dg_xchg_t *x, ngx_dg_node_t *node, redisReply *reply)
                && x->tries < NGX_DG_XCHG_TRIES - 1
                && (kind = dg_reply_redirect(reply->str, reply->len, &rd))
                   != DG_REPLY_ERROR
-               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN)
+               && kind != DG_REPLY_TRYAGAIN && kind != DG_REPLY_CLUSTERDOWN
+               && (kind == DG_REPLY_NOSCRIPT || ngx_dg_redis.conf->cluster))
     {
         x->bad = i;
         x->redirect = rd;
@@ -426,11 +414,13 @@ ngx_dg_map_refresh(void)
         }
     }
 
-    /* none answers: the seed, as soon as its backoff lets it */
-    node = &ngx_dg_redis.nodes[0];
+    /* none answers: the seeds, as soon as their backoff lets them */
+    for (i = 0; i < ngx_dg_redis.nseeds; i++) {
+        node = &ngx_dg_redis.nodes[i];
 
-    if (node->conn == NULL && !node->retry.timer_set) {
-        ngx_dg_node_connect(node);
+        if (node->conn == NULL && !node->retry.timer_set) {
+            ngx_dg_node_connect(node);
+        }
     }
 }
 

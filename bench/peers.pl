@@ -200,17 +200,30 @@ my $w = DG::Bench::Wrk->new(script => $script, cpu => 0,
 # each location once, to load the scripts and open the connections
 $w->run("/$_->[0]", $opt{warmup}) for @LOC;
 
+# Redis's reads (total_reads_processed), for requests per read
+sub redis_io {
+    my %i = map { /^(\w+):(\d+)/ ? ($1 => $2) : () }
+        split /\r?\n/, $redis->cli('INFO', 'stats');
+    return [$i{total_reads_processed} // 0];
+}
+
 my %res;
 for my $round (1 .. $opt{rounds}) {
     for my $loc (@LOC) {
+        my $before = redis_io();
         my $r = $w->run("/$loc->[0]", $opt{seconds});
+        my $after = redis_io();
+        # requests per read() of Redis: how well requests are pipelined
+        $r->{per_read} = $after->[0] > $before->[0]
+            ? $r->{requests} / ($after->[0] - $before->[0]) : 0;
         die "/$loc->[0]: $r->{non2xx} non-2xx answers, $r->{errors} errors\n"
             if $r->{non2xx} || $r->{errors};
         push @{ $res{ $loc->[0] } }, $r;
         printf STDERR "round %d %-10s %8.0f req/s  nginx %5.1f us/req  "
-            . "redis %5.1f us/req  latency p50 %s p99 %s\n", $round,
+            . "redis %5.1f us/req  latency p50 %s p99 %s  requests per "
+            . "redis read %.1f\n", $round,
             $loc->[0], $r->{rps}, $r->{cpu}{nginx}, $r->{cpu}{redis},
-            $r->{p50}, $r->{p99};
+            $r->{p50}, $r->{p99}, $r->{per_read};
     }
 }
 

@@ -711,6 +711,7 @@ dg_word_hash(const unsigned char *p, const unsigned char *end, dg_word_t *w)
 {
     int                   d, in_digits;
     size_t                len;
+    uint32_t              lens;
     unsigned              c, k;
     uint64_t              state, block, v;
     const unsigned char  *start;
@@ -722,6 +723,7 @@ dg_word_hash(const unsigned char *p, const unsigned char *end, dg_word_t *w)
     block = 0;
     k = 0;
     len = 0;
+    lens = 0;
     in_digits = 0;
 
     for ( ; p < end; p++) {
@@ -755,8 +757,18 @@ dg_word_hash(const unsigned char *p, const unsigned char *end, dg_word_t *w)
             break;
         }
 
-        /* the word so far is a proper prefix of it: a stem? */
-        if (len >= DG_TOPIC_STEM_MIN) {
+        /*
+         * the word so far is a proper prefix of it: a stem?  Only at the
+         * lengths that stems starting with its first 4 bytes have (the
+         * word scanner's filter), mostly none
+         */
+        if (len == DG_TOPIC_STEM_MIN) {
+            lens = dg_topic_stem_lens(block);
+        }
+
+        if (len >= DG_TOPIC_STEM_MIN && len <= DG_TOPIC_STEM_MAX
+            && (lens >> len) & 1)
+        {
             v = dg_word_v(state, block, len);
 
             if (dg_topic_maybe(dg_word_key(v))

@@ -1,0 +1,142 @@
+/*
+ * libFuzzer target: what Redis answers, as the transport hands it to the
+ * engine.  The input is RESP bytes, parsed by hiredis's redisReader as
+ * the transport does; each reply is then read as a CLUSTER SLOTS map, as
+ * an error that may redirect, as a fan-out count and, paired with the
+ * next, as the window exchange's two replies.  Checks that what comes
+ * out stays in range.
+ *
+ *   make fuzz && build/fuzz/fuzz_reply -max_total_time=60
+ */
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "dg_cluster.h"
+#include "dg_reply.h"
+
+
+#define F_REPLIES  8
+
+
+/*
+ * hiredis 0.14 allocates an array's elements as its header announces:
+ * "*2000000000" is gigabytes before a byte of them came.  A Redis is the
+ * operator's own server, trusted as the network to it is; here such
+ * headers are not what is tested.
+ */
+static int
+f_huge(const uint8_t *data, size_t size)
+{
+    size_t    i;
+    uint64_t  n;
+
+    for (i = 0; i < size; i++) {
+        if (data[i] != '*' && data[i] != '$') {
+            continue;
+        }
+
+        for (n = 0, i++; i < size && data[i] >= '0' && data[i] <= '9'; i++) {
+            n = n * 10 + (data[i] - '0');
+
+            if (n > 65536) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int               i, n, k;
+    void             *r;
+    redisReader      *rd;
+    redisReply       *rep[F_REPLIES];
+    dg_profile_t      p;
+    dg_redirect_t     rdr;
+    dg_slot_range_t   ranges[16];
+    int64_t           v[DG_WREPLY_N];
+    char              value[DG_WIN_SIZE];
+
+    if (f_huge(data, size)) {
+        return 0;
+    }
+
+    rd = redisReaderCreate();
+    if (rd == NULL) {
+        return 0;
+    }
+
+    if (redisReaderFeed(rd, (const char *) data, size) != REDIS_OK) {
+        redisReaderFree(rd);
+        return 0;
+    }
+
+    n = 0;
+
+    while (n < F_REPLIES) {
+        r = NULL;
+
+        if (redisReaderGetReply(rd, &r) != REDIS_OK || r == NULL) {
+            break;
+        }
+
+        rep[n++] = r;
+    }
+
+    redisReaderFree(rd);
+
+    memset(&p, 0, sizeof(p));
+
+    for (i = 0; i < n; i++) {
+        k = dg_cluster_slots(rep[i], "127.0.0.1:6379", ranges, 16);
+
+        if (k > 16) {
+            abort();
+        }
+
+        while (k-- > 0) {
+            if (ranges[k].first > ranges[k].last
+                || ranges[k].last >= DG_SLOTS
+                || memchr(ranges[k].addr, '\0', DG_ADDR_LEN) == NULL)
+            {
+                abort();
+            }
+        }
+
+        if (rep[i]->type == REDIS_REPLY_ERROR
+            || rep[i]->type == REDIS_REPLY_STATUS)
+        {
+            if (dg_reply_redirect(rep[i]->str, rep[i]->len, &rdr)
+                    != DG_REPLY_ERROR
+                && (rdr.slot >= DG_SLOTS
+                    || memchr(rdr.addr, '\0', DG_ADDR_LEN) == NULL))
+            {
+                abort();
+            }
+        }
+
+        (void) dg_reply_fanout(&p, DG_FANOUT_HEAD, rep[i]);
+
+        if (i + 1 < n
+            && dg_reply_window(&p, 60000, rep[i], rep[i + 1], value, v) == 0
+            && (p.v[DG_PROF_SAMPLE] < 1
+                || p.v[DG_PROF_SAMPLE] > DG_WIN_RING))
+        {
+            abort();
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        freeReplyObject(rep[i]);
+    }
+
+    return 0;
+}
