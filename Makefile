@@ -109,7 +109,7 @@ lib: $(BUILD)/libdg.a
 ctl: $(BUILD)/distill-guard-ctl
 
 $(BUILD)/distill-guard-ctl: ctl/distill_guard_ctl.c $(BUILD)/libdg.a
-	$(CC) $(CFLAGS_DG) $(LDFLAGS) $< -o $@ $(BUILD)/libdg.a -lhiredis \
+	$(CC) $(CFLAGS_DG) $(LDFLAGS) $< -o $@ $(BUILD)/libdg.a \
 	    $(LIBS_DG)
 
 $(BUILD)/libdg.a: $(ENGINE_OBJS)
@@ -125,7 +125,7 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
 # the engine
 $(BUILD)/unit/window_client: t/unit/window_client.c $(BUILD)/libdg.a
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a -lhiredis $(LIBS_DG)
+	$(CC) $(CFLAGS_DG) $< -o $@ $(BUILD)/libdg.a $(LIBS_DG)
 
 test-tools: $(BUILD)/unit/window_client
 

@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
+#include "dg_cluster.h"
 #include "dg_key.h"
 #include "dg_state.h"
 #include "dg_window.h"
@@ -44,6 +45,7 @@ typedef struct {
     char                user[128];
     char                password[256];
     int                 db;
+    int                 cluster;        /* follow MOVED and ASK */
     char                prefix[65];
     char                secret[256];
     int                 json;
@@ -74,7 +76,8 @@ static const char  *ctl_usage_text =
 "  -c, --nginx-conf F   read distill_guard_redis, _redis_prefix and\n"
 "                       _secret from the nginx file F (no includes)\n"
 "  -r, --redis ARGS     the arguments of distill_guard_redis, quoted:\n"
-"                       'host:port|unix:/path [password=] [user=] [db=N]'\n"
+"                       'host:port|unix:/path [password=] [user=] [db=N]\n"
+"                       [cluster=on]' (cluster: follows MOVED, ASK)\n"
 "  -h, --host H  -p, --port P  -s, --socket PATH  -n, --db N\n"
 "  --user U             ACL user (with a password)\n"
 "  --password-file F    the password, first line of F (or the\n"
@@ -213,7 +216,27 @@ ctl_redis_arg(ctl_t *c, const char *a, int first)
         return;
     }
 
-    if (strncmp(a, "password=", 9) == 0) {
+    if (strchr(a, '=') == NULL && strchr(a, ':') != NULL) {
+        /* another seed of a cluster: the first one is asked */
+        return;
+    }
+
+    if (strcmp(a, "cluster=on") == 0) {
+        c->cluster = 1;
+
+    } else if (strcmp(a, "cluster=off") == 0) {
+        c->cluster = 0;
+
+    } else if (strcmp(a, "tls=on") == 0) {
+        ctl_fail(CTL_EXIT_USAGE, "tls=on: distill-guard-ctl speaks plain "
+                 "TCP only (Debian's hiredis 0.14 has no TLS); reach the "
+                 "server through a local TLS tunnel (stunnel, socat) and "
+                 "give its address with --redis or -h/-p");
+
+    } else if (strncmp(a, "tls", 3) == 0) {
+        /* tls=off, tls_verify=, tls_ca= ...: no TLS, nothing to do */
+
+    } else if (strncmp(a, "password=", 9) == 0) {
         ctl_copy(c->password, sizeof(c->password), a + 9, strlen(a + 9),
                  "the password");
 
@@ -451,14 +474,43 @@ ctl_connect(ctl_t *c)
 }
 
 
-/* a command from its arguments (NULL-terminated); fails on any error */
+/* the connection moved to a cluster node named "ip:port" */
+static void
+ctl_reconnect(ctl_t *c, const char *addr)
+{
+    const char  *colon;
+
+    colon = strrchr(addr, ':');
+
+    if (colon == NULL || (size_t) (colon - addr) >= sizeof(c->host)) {
+        ctl_fail(CTL_EXIT_REDIS, "redis redirection to \"%s\"", addr);
+    }
+
+    memcpy(c->host, addr, colon - addr);
+    c->host[colon - addr] = '\0';
+    c->port = atoi(colon + 1);
+    c->unix_path[0] = '\0';
+
+    redisFree(c->rc);
+    c->rc = NULL;
+    ctl_connect(c);
+}
+
+
+/*
+ * A command from its arguments (NULL-terminated); fails on any error.
+ * With cluster=on a command for a key of another node follows MOVED
+ * and ASK there.
+ */
 static redisReply *
 ctl_cmd(ctl_t *c, ...)
 {
-    int           argc;
-    va_list       ap;
-    const char   *argv[CTL_CMD_ARGS + 1];
-    redisReply   *r;
+    int              argc, tries;
+    va_list          ap;
+    const char      *argv[CTL_CMD_ARGS + 1];
+    redisReply      *r;
+    dg_redirect_t    rd;
+    dg_reply_kind_t  kind;
 
     argc = 0;
     va_start(ap, c);
@@ -472,17 +524,34 @@ ctl_cmd(ctl_t *c, ...)
 
     va_end(ap);
 
-    r = redisCommandArgv(c->rc, argc, argv, NULL);
+    for (tries = 0; /* void */ ; tries++) {
+        r = redisCommandArgv(c->rc, argc, argv, NULL);
 
-    if (r == NULL) {
-        ctl_fail(CTL_EXIT_REDIS, "redis %s: %s", argv[0], c->rc->errstr);
+        if (r == NULL) {
+            ctl_fail(CTL_EXIT_REDIS, "redis %s: %s", argv[0],
+                     c->rc->errstr);
+        }
+
+        if (r->type != REDIS_REPLY_ERROR) {
+            return r;
+        }
+
+        /* a cluster: the key lives on another node; go there, ask again */
+        kind = dg_reply_redirect(r->str, r->len, &rd);
+
+        if (!c->cluster || tries == 3
+            || (kind != DG_REPLY_MOVED && kind != DG_REPLY_ASK))
+        {
+            ctl_fail(CTL_EXIT_REDIS, "redis %s: %s", argv[0], r->str);
+        }
+
+        freeReplyObject(r);
+        ctl_reconnect(c, rd.addr);
+
+        if (kind == DG_REPLY_ASK) {
+            freeReplyObject(ctl_cmd(c, "ASKING", NULL));
+        }
     }
-
-    if (r->type == REDIS_REPLY_ERROR) {
-        ctl_fail(CTL_EXIT_REDIS, "redis %s: %s", argv[0], r->str);
-    }
-
-    return r;
 }
 
 
@@ -1086,62 +1155,12 @@ ctl_events(ctl_t *c)
 }
 
 
-static int
-ctl_release(ctl_t *c, const char *key_id)
+/* EXEC of a release's transaction; fails when anything in it failed */
+static void
+ctl_release_exec(ctl_t *c, const char *key_id)
 {
-    char          sname[CTL_ARG_MAX], wname[CTL_ARG_MAX];
-    char          fname[CTL_ARG_MAX], ename[CTL_ARG_MAX], score[32];
-    char          maxlen[16], ttl[16];
-    size_t        i;
-    redisReply   *r;
-    ctl_state_t   st;
-    long long     had_window;
-
-    ctl_get_state(c, key_id, ctl_now_ms(c), &st);
-
-    ctl_key_name(c, sname, sizeof(sname), key_id, "s");
-    ctl_key_name(c, wname, sizeof(wname), key_id, "w");
-    ctl_key_name(c, fname, sizeof(fname), NULL, "flagged");
-    ctl_key_name(c, ename, sizeof(ename), NULL, "events");
-
-    r = ctl_cmd(c, "EXISTS", wname, NULL);
-    had_window = r->integer;
-    freeReplyObject(r);
-
-    if (!st.exists && !had_window) {
-        ctl_fail(CTL_EXIT_MISSING, "key %s: no state and no window in "
-                 "Redis under prefix \"%s\": nothing to release", key_id,
-                 c->prefix);
-    }
-
-    r = ctl_cmd(c, "ZSCORE", fname, key_id, NULL);
-    snprintf(score, sizeof(score), "%.3f",
-             r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0.0);
-    freeReplyObject(r);
-
-    snprintf(maxlen, sizeof(maxlen), "%d", DG_EVENTS_MAX);
-    snprintf(ttl, sizeof(ttl), "%d", DG_MONITOR_TTL_MS);
-
-    /* one transaction: a node never sees half a release */
-    freeReplyObject(ctl_cmd(c, "MULTI", NULL));
-
-    if (st.exists) {
-        /* the state hash keeps its TTL; the limiters start afresh */
-        freeReplyObject(ctl_cmd(c, "HSET", sname, "st", "0", "pu", "0",
-                                "tt", "0", "rt", "0", NULL));
-    }
-
-    if (!c->keep_window) {
-        freeReplyObject(ctl_cmd(c, "DEL", wname, NULL));
-    }
-
-    freeReplyObject(ctl_cmd(c, "XADD", ename, "MAXLEN", "~", maxlen, "*",
-                            "key_id", key_id,
-                            "from", st.exists ? ctl_state_str(st.state)
-                                              : "pass",
-                            "to", "pass", "score", score, "signals", "",
-                            "by", "distill-guard-ctl release", NULL));
-    freeReplyObject(ctl_cmd(c, "PEXPIRE", ename, ttl, NULL));
+    size_t       i;
+    redisReply  *r;
 
     r = ctl_cmd(c, "EXEC", NULL);
 
@@ -1158,6 +1177,81 @@ ctl_release(ctl_t *c, const char *key_id)
     }
 
     freeReplyObject(r);
+}
+
+
+static int
+ctl_release(ctl_t *c, const char *key_id)
+{
+    char          sname[CTL_ARG_MAX], wname[CTL_ARG_MAX];
+    char          fname[CTL_ARG_MAX], ename[CTL_ARG_MAX], score[32];
+    char          maxlen[16], ttl[16];
+    redisReply   *r;
+    ctl_state_t   st;
+    long long     had_window;
+
+    ctl_get_state(c, key_id, ctl_now_ms(c), &st);
+
+    ctl_key_name(c, sname, sizeof(sname), key_id, "s");
+    ctl_key_name(c, wname, sizeof(wname), key_id, "w");
+    ctl_key_name(c, fname, sizeof(fname), NULL, "flagged");
+    ctl_key_name(c, ename, sizeof(ename), NULL, "events");
+
+    r = ctl_cmd(c, "ZSCORE", fname, key_id, NULL);
+    snprintf(score, sizeof(score), "%.3f",
+             r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0.0);
+    freeReplyObject(r);
+
+    /* last before the transaction: on a cluster, on the key's node */
+    r = ctl_cmd(c, "EXISTS", wname, NULL);
+    had_window = r->integer;
+    freeReplyObject(r);
+
+    if (!st.exists && !had_window) {
+        ctl_fail(CTL_EXIT_MISSING, "key %s: no state and no window in "
+                 "Redis under prefix \"%s\": nothing to release", key_id,
+                 c->prefix);
+    }
+
+    snprintf(maxlen, sizeof(maxlen), "%d", DG_EVENTS_MAX);
+    snprintf(ttl, sizeof(ttl), "%d", DG_MONITOR_TTL_MS);
+
+    /*
+     * one transaction: a node never sees half a release.  On a cluster
+     * the events stream lives on another slot, so the transaction holds
+     * the key's own keys (the EXISTS above brought the connection to
+     * their node) and the event follows it
+     */
+    freeReplyObject(ctl_cmd(c, "MULTI", NULL));
+
+    if (st.exists) {
+        /* the state hash keeps its TTL; the limiters start afresh */
+        freeReplyObject(ctl_cmd(c, "HSET", sname, "st", "0", "pu", "0",
+                                "tt", "0", "rt", "0", NULL));
+    }
+
+    if (!c->keep_window) {
+        freeReplyObject(ctl_cmd(c, "DEL", wname, NULL));
+    }
+
+    if (c->cluster) {
+        ctl_release_exec(c, key_id);
+
+        /* to the stream's node first: a MOVED inside MULTI would leave
+         * the transaction behind */
+        freeReplyObject(ctl_cmd(c, "EXISTS", ename, NULL));
+        freeReplyObject(ctl_cmd(c, "MULTI", NULL));
+    }
+
+    freeReplyObject(ctl_cmd(c, "XADD", ename, "MAXLEN", "~", maxlen, "*",
+                            "key_id", key_id,
+                            "from", st.exists ? ctl_state_str(st.state)
+                                              : "pass",
+                            "to", "pass", "score", score, "signals", "",
+                            "by", "distill-guard-ctl release", NULL));
+    freeReplyObject(ctl_cmd(c, "PEXPIRE", ename, ttl, NULL));
+
+    ctl_release_exec(c, key_id);
 
     if (c->json) {
         ctl_print_json(json_pack("{s:s, s:s, s:s, s:b}",

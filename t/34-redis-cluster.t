@@ -194,6 +194,43 @@ subtest 'keys spread over the masters, counts exact' => sub {
     is(scalar @elsewhere, 0, 'each on the master of its slot');
 };
 
+# distill-guard-ctl on the cluster: it follows MOVED from the seed
+sub ctl_run {
+    my ($ctl, @args) = @_;
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec { $ctl } $ctl, @args or exit 127;
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    return ($? >> 8, $out);
+}
+
+subtest 'distill-guard-ctl: show and release follow MOVED' => sub {
+    my $ctl = DG::Harness::root() . '/build/distill-guard-ctl';
+    plan skip_all => "$ctl is missing (make ctl)" unless -x $ctl;
+    my $seed = $c->node_by_port($SEED_PORT);
+    my ($key) = grep { $c->node_for('{' . kid($_) . '}') != $seed }
+        map { sprintf 'sk-t34-spread-%03d', $_ } 1 .. 60;
+    my $id = kid($key);
+    my @redis = ('--redis', "$SEED cluster=on", '--prefix', 't34',
+        '--window', '60s');
+    my ($rc, $out) = ctl_run($ctl, @redis, '--json', 'show', $id);
+    is($rc, 0, "show $id (not on the seed): exit 0") or diag($out);
+    like($out, qr/"requests":\s*5\b/, 'its 5 requests') or diag($out);
+    ($rc, $out) = ctl_run($ctl, @redis, 'release', $id);
+    is($rc, 0, 'release: exit 0') or diag($out);
+    ($rc, $out) = ctl_run($ctl, @redis, '--json', 'show', $id);
+    is($rc, 3, 'its window is gone (exit 3)') or diag($out);
+    ($rc, $out) = ctl_run($ctl, @redis, 'events', '--count', '50');
+    like($out, qr/\Q$id\E.*by distill-guard-ctl release/,
+        'the release event, on its own slot') or diag($out);
+    ($rc, $out) = ctl_run($ctl, '--redis', "$SEED tls=on", 'top');
+    isnt($rc, 0, 'tls=on is refused');
+    like($out, qr/plain TCP only/, 'and says why');
+};
+
 subtest 'MOVED: a live key\'s slot moved to another master' => sub {
     my $key = 'sk-t34-moved-0001';
     my $id = kid($key);
