@@ -29,6 +29,15 @@ parse(const char *resp, size_t len)
 }
 
 
+/* a reply of RESP text */
+
+static redisReply *
+parse_s(const char *resp)
+{
+    return parse(resp, strlen(resp));
+}
+
+
 static void
 put(unsigned char *p, uint64_t v, unsigned bytes)
 {
@@ -109,7 +118,7 @@ test_window(void **state)
     assert_int_equal(p.v[DG_PROF_REQUESTS], 1);
 
     /* either reply missing, an error, or the wrong shape: no profile */
-    err = parse("-NOSCRIPT No matching script\r\n", 30);
+    err = parse_s("-NOSCRIPT No matching script\r\n");
     bad = bulk(w, sizeof(w) - 1);
 
     memset(&p, 0, sizeof(p));
@@ -138,22 +147,22 @@ test_fanout(void **state)
 
     memset(&p, 0, sizeof(p));
 
-    r = parse("*2\r\n:12\r\n:3\r\n", 14);
+    r = parse_s("*2\r\n:12\r\n:3\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), 0);
     assert_int_equal(p.template_keys, 12);
     freeReplyObject(r);
 
     /* a count Redis did not give as an integer is no count */
-    r = parse("*2\r\n$2\r\n40\r\n:3\r\n", 18);
+    r = parse_s("*2\r\n$2\r\n40\r\n:3\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_SUBNET, r), 0);
     assert_int_equal(p.subnet_keys, 0);
     freeReplyObject(r);
 
-    r = parse("*0\r\n", 4);
+    r = parse_s("*0\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), -1);
     freeReplyObject(r);
 
-    r = parse("-ERR oom\r\n", 10);
+    r = parse_s("-ERR oom\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), -1);
     freeReplyObject(r);
 
