@@ -41,7 +41,7 @@ dg_fanout_plan(dg_fanout_cache_t *c, const dg_window_req_t *req,
     dg_profile_t *prof, unsigned *add)
 {
     int64_t             v[2];
-    unsigned            k, skip;
+    unsigned            k, skip, unseen;
     uint64_t            value, tag, t;
     dg_fanout_count_t  *e;
 
@@ -63,15 +63,30 @@ dg_fanout_plan(dg_fanout_cache_t *c, const dg_window_req_t *req,
             continue;
         }
 
-        skip |= 1u << k;
-        v[0] = e->keys;
+        t = dg_fanout_seen_tag(req, (dg_fanout_t) k, value);
+        unseen = (c->seen[t % DG_FANOUT_SEEN] != t);
+
+        /* and this key, when it is about to be added */
+        v[0] = e->keys + unseen;
         v[1] = e->conv;
 
-        t = dg_fanout_seen_tag(req, (dg_fanout_t) k, value);
+        /*
+         * Inside the score's ramp one key more or less changes the
+         * verdict, and the count held may be late (keys of other workers
+         * and nodes) or early (a key another worker added counts again):
+         * Redis is asked unless what it last said is already at the top
+         * (counts only grow within a bucket).  The common cases stay
+         * cheap: a template of one key, or a frame of many.
+         */
+        if (k != DG_FANOUT_SUBNET && v[0] >= DG_FANOUT_KEYS_NONE
+            && e->keys < DG_FANOUT_KEYS_FULL)
+        {
+            continue;
+        }
 
-        if (c->seen[t % DG_FANOUT_SEEN] != t) {
-            /* the key is about to be added */
-            v[0]++;
+        skip |= 1u << k;
+
+        if (unseen) {
             *add |= 1u << k;
         }
 

@@ -10,6 +10,11 @@
  *   and when.  A count younger than the refresh period answers the
  *   request; an older one, or none, is asked with the request's window
  *   script, in the same pipeline (the count command also adds the key).
+ *   So is a template's count inside the score's ramp (DG_FANOUT_KEYS_NONE
+ *   to _FULL keys, this one included), where one key more or less
+ *   changes the verdict: a template of one key and a frame of many are
+ *   answered from the table, the few that a handful of keys share are
+ *   asked every time.
  * - the keys seen: per key, counter and bucket, that this worker has
  *   added the key.  A key answered from the counts and not yet added is
  *   added after the reply, without waiting (fire and forget), unless its
@@ -20,7 +25,7 @@
  * added since it was fetched at once, and those that other workers and
  * nodes added within one refresh period (dg_fanout_refresh_ms); a key
  * another worker had added already is counted once more by this one,
- * until the next refresh.
+ * until the next refresh.  Neither happens inside the ramp.
  */
 
 #ifndef DG_FANOUT_H

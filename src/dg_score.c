@@ -7,6 +7,7 @@
 #include "dg_score.h"
 
 
+static uint32_t dg_script_shape(const dg_profile_t *prof);
 static uint32_t dg_fanout_strength(const dg_profile_t *prof);
 
 
@@ -94,9 +95,55 @@ dg_max(uint32_t a, uint32_t b)
 
 
 static uint32_t
+dg_min(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+
+static uint32_t
 dg_ramp_down(int64_t x, int64_t lo, int64_t hi)
 {
     return 1000 - dg_ramp(x, lo, hi);
+}
+
+
+/*
+ * How much a key's own few requests look like a script sweeping topics
+ * through a frame (0 .. 1000): every request one-shot, most asking for
+ * reasoning, nearly every one on a new topic, and sent on a machine's
+ * clock.  The lowest of the four decides: each alone is common in
+ * honest traffic (an app's one-shot users, a tutor's "step by step", a
+ * person's varied questions, a batch job), all four together are what
+ * a campaign's key does from its first requests, paraphrased wrappers
+ * or not.  The clock is judged more strictly than the regular signal's
+ * (gap cv 0.3 .. 0.7): over four gaps a person's look regular by chance
+ * (lognormal gaps of sigma 1: cv <= 0.3 in 6 % of windows, <= 0.1 in
+ * 0.2 %; sigma 0.5: 33 % and 1.6 %), a script's +-5 % jitter gives 0.03,
+ * +-20 % 0.12.  Not a signal of its own: it only lowers the keys a
+ * frame's fan-out needs (dg_fanout_strength).
+ */
+
+static uint32_t
+dg_script_shape(const dg_profile_t *prof)
+{
+    uint32_t        shape;
+    const int64_t  *v;
+
+    v = prof->v;
+
+    if (v[DG_PROF_REQUESTS] < DG_SHAPE_MIN_REQUESTS
+        || v[DG_PROF_SAMPLE] < DG_SHAPE_MIN_REQUESTS)
+    {
+        return 0;
+    }
+
+    shape = dg_min(dg_ramp(v[DG_PROF_SINGLE_TURN_SHARE_MILLI], 600, 900),
+                   dg_ramp(v[DG_PROF_COT_SHARE_MILLI], 200, 600));
+    shape = dg_min(shape, dg_ramp(v[DG_PROF_TOPICS] * 1000
+                                  / v[DG_PROF_SAMPLE], 300, 700));
+
+    return dg_min(shape, dg_ramp_down(v[DG_PROF_GAP_CV_MILLI], 100, 200));
 }
 
 
@@ -110,15 +157,26 @@ dg_ramp_down(int64_t x, int64_t lo, int64_t hi)
  * only for a key that has shown itself one-shot (3 requests, 6 when the
  * frame is an app's, and at most 20% of them verified conversations);
  * until then it can tag, and on an app's frame it counts for nothing.
+ *
+ * Full strength takes 6 keys on the frame; a key whose own requests have
+ * the shape of a script sweeping topics (dg_script_shape) needs 4.  A
+ * campaign that rewords its wrapper spreads its keys over several
+ * frames, and its first keys never find 6 on any one of them; 4 one-shot
+ * keys on a frame without that shape (an app's users, a team's tool)
+ * are not even tagged.
  */
 
 static uint32_t
 dg_fanout_strength(const dg_profile_t *prof)
 {
-    int64_t   conv, need;
+    int64_t   conv, need, hi;
     uint32_t  raw, app, factor;
 
-    raw = dg_ramp(prof->template_keys, 2, 6);
+    hi = DG_FANOUT_KEYS_FULL * 1000
+         - (int64_t) (DG_FANOUT_KEYS_FULL - DG_FANOUT_KEYS_SHAPED)
+           * dg_script_shape(prof);
+    raw = dg_ramp(prof->template_keys * 1000, DG_FANOUT_KEYS_NONE * 1000,
+                  hi);
 
     if (raw == 0) {
         return 0;

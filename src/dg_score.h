@@ -31,6 +31,8 @@ typedef enum {
 
 #define DG_SIG_SCORED       DG_SIG_REDIS_UNAVAILABLE
 #define DG_SIGNALS_STR_MAX  160         /* dg_signals_str() never needs more */
+#define DG_SHAPE_MIN_REQUESTS  5       /* a key's own profile can shape
+                                           the fan-out from this many */
 
 
 typedef struct {

@@ -101,6 +101,16 @@ typedef enum {
     DG_FANOUT_N
 } dg_fanout_t;
 
+/*
+ * Keys on a template: the fan-out's ramp in the score (src/dg_score.c),
+ * from nothing at DG_FANOUT_KEYS_NONE to full strength at _FULL, or at
+ * _SHAPED for a key that behaves like a script; a worker asks Redis
+ * afresh for a count inside it (src/dg_fanout.c)
+ */
+#define DG_FANOUT_KEYS_NONE     2
+#define DG_FANOUT_KEYS_SHAPED   4
+#define DG_FANOUT_KEYS_FULL     6
+
 
 typedef struct {
     int64_t             v[DG_PROF_NFIELDS];

@@ -73,7 +73,7 @@ test_plan_learn(void **state)
     t_req(&t, "key1", T_NOW);
     assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), 0);
     assert_int_equal(add, 0);
-    t_answer(&t, 5, 2);
+    t_answer(&t, 40, 2);
     dg_fanout_learn(&t_cache, &t.req, &t.prof, all);
 
     /* the same key soon after: answered, nothing to add */
@@ -81,28 +81,28 @@ test_plan_learn(void **state)
     skip = dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
     assert_int_equal(skip, all);
     assert_int_equal(add, 0);
-    assert_int_equal(t.prof.template_keys, 5);
+    assert_int_equal(t.prof.template_keys, 40);
     assert_int_equal(t.prof.template_conv, 2);
-    assert_int_equal(t.prof.subnet_keys, 5);
+    assert_int_equal(t.prof.subnet_keys, 40);
 
     /* another key: answered, counted in, and to be added */
     t_req(&t, "key2", T_NOW + 10);
     skip = dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
     assert_int_equal(skip, all);
     assert_int_equal(add, all);
-    assert_int_equal(t.prof.template_keys, 6);
-    assert_int_equal(t.prof.subnet_keys, 6);
+    assert_int_equal(t.prof.template_keys, 41);
+    assert_int_equal(t.prof.subnet_keys, 41);
 
     /* once added, this worker counts it at once */
     assert_int_equal(dg_fanout_adds(&t_cache, &t.req, add, NULL, 0, 0),
                      all);
     t_req(&t, "key3", T_NOW + 20);
     (void) dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
-    assert_int_equal(t.prof.template_keys, 7);
+    assert_int_equal(t.prof.template_keys, 42);
     t_req(&t, "key2", T_NOW + 30);
     (void) dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
     assert_int_equal(add, 0);
-    assert_int_equal(t.prof.template_keys, 6);
+    assert_int_equal(t.prof.template_keys, 41);
 
     /* the refresh period (window / 64, at most 1 s) is over: asked */
     t_req(&t, "key1", T_NOW + 1000);
@@ -129,7 +129,7 @@ test_nothing_to_count(void **state)
     dg_fanout_cache_init(&t_cache);
 
     t_req(&t, "key1", T_NOW);
-    t_answer(&t, 3, 0);
+    t_answer(&t, 1, 0);
     dg_fanout_learn(&t_cache, &t.req, &t.prof, 7);
 
     /* a turn of a conversation: no template counter, the network's */
@@ -143,6 +143,67 @@ test_nothing_to_count(void **state)
     t.f.template_tail = 0;
     skip = dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
     assert_int_equal(skip, 1u << DG_FANOUT_HEAD);
+}
+
+
+/*
+ * Inside the score's ramp (2 to 5 keys on a template, this one included)
+ * a template count is asked afresh, until Redis says 6; below it, above
+ * it, and for networks the count held answers
+ */
+static void
+test_plan_band(void **state)
+{
+    unsigned  all, skip, add, net;
+    t_req_t   t;
+
+    (void) state;
+
+    dg_fanout_cache_init(&t_cache);
+    all = (1u << DG_FANOUT_N) - 1;
+    net = 1u << DG_FANOUT_SUBNET;
+
+    /* a template of its own: one key, held */
+    t_req(&t, "key1", T_NOW);
+    t_answer(&t, 1, 0);
+    dg_fanout_learn(&t_cache, &t.req, &t.prof, all);
+
+    t_req(&t, "key1", T_NOW + 10);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), all);
+    assert_int_equal(t.prof.template_keys, 1);
+
+    /* a second key would make two: asked, the network still held */
+    t_req(&t, "key2", T_NOW + 20);
+    skip = dg_fanout_plan(&t_cache, &t.req, &t.prof, &add);
+    assert_int_equal(skip, net);
+    assert_int_equal(add, net);
+    t_answer(&t, 2, 0);
+    dg_fanout_learn(&t_cache, &t.req, &t.prof, all & ~net);
+
+    /* 2 to 5 keys: asked, by the keys on it as by new ones */
+    t_req(&t, "key1", T_NOW + 30);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), net);
+    t_answer(&t, 5, 0);
+    dg_fanout_learn(&t_cache, &t.req, &t.prof, all & ~net);
+
+    t_req(&t, "key1", T_NOW + 40);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), net);
+    assert_int_equal(add, 0);
+
+    /* a new key would make 6, unless another worker added it: asked */
+    t_req(&t, "key6", T_NOW + 50);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), net);
+    t_answer(&t, 6, 0);
+    dg_fanout_learn(&t_cache, &t.req, &t.prof, all & ~net);
+
+    /* once Redis said 6, the top of the ramp: every key is answered */
+    t_req(&t, "key1", T_NOW + 60);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), all);
+    assert_int_equal(t.prof.template_keys, 6);
+    t_req(&t, "key7", T_NOW + 70);
+    assert_int_equal(dg_fanout_plan(&t_cache, &t.req, &t.prof, &add), all);
+    assert_int_equal(add, all);
+    assert_int_equal(t.prof.template_keys, 7);
 }
 
 
@@ -230,6 +291,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_learn),
+        cmocka_unit_test(test_plan_band),
         cmocka_unit_test(test_nothing_to_count),
         cmocka_unit_test(test_adds_window),
         cmocka_unit_test(test_add_cmd),

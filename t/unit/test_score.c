@@ -278,6 +278,83 @@ test_fanout_app(void **state)
 
 
 /*
+ * A key whose own requests look like a script sweeping topics (one-shot,
+ * reasoning, a new topic each, a machine's clock; from its 5th request)
+ * needs 4 keys on the frame instead of 6; without any one of the four,
+ * 4 one-shot keys on a frame do not tag
+ */
+static void
+test_fanout_shaped(void **state)
+{
+    dg_profile_t  p;
+    uint32_t      sig;
+
+    (void) state;
+
+    /* 5 requests, 5 topics, 2 of them on this frame, +-5 % gaps */
+    profile(&p, 5, 5, 400, 1000, 1000, 30);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 1000);
+    assert_int_equal(score(&p, &sig), 900);
+    assert_int_equal(sig, 1u << DG_SIG_FANOUT);
+
+    /* 3 keys: half-way, no tag */
+    p.template_keys = 3;
+    assert_int_equal(fanout(&p), 500);
+    assert_true(score(&p, NULL) < 500);
+
+    /* 6 keys and more: as for any one-shot key */
+    p.template_keys = 40;
+    assert_int_equal(fanout(&p), 1000);
+
+    /* 4 requests are too few to tell a clock */
+    profile(&p, 4, 4, 500, 1000, 1000, 30);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 500);
+    assert_true(score(&p, NULL) < 500);
+
+    /* a person's timing (cv 0.2 and over) */
+    profile(&p, 8, 8, 250, 1000, 1000, 200);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 500);
+    assert_true(score(&p, NULL) < 500);
+
+    /* no reasoning asked */
+    profile(&p, 8, 8, 250, 1000, 0, 30);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 500);
+
+    /* the same few topics */
+    profile(&p, 8, 2, 250, 1000, 1000, 30);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 500);
+
+    /* conversations: half of the requests continue one */
+    profile(&p, 8, 8, 250, 500, 1000, 30);
+    p.verified_milli = 500;
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 300);
+
+    /* between a person's clock and a machine's: between 6 and 4 keys */
+    profile(&p, 8, 8, 250, 1000, 1000, 150);
+    p.template_keys = 4;
+    assert_int_equal(fanout(&p), 666);
+    p.template_keys = 5;
+    assert_int_equal(fanout(&p), 1000);
+
+    /* an app's frame (half its keys converse) still takes 6 requests */
+    profile(&p, 5, 5, 400, 1000, 1000, 30);
+    p.template_keys = 4;
+    p.template_conv = 2;
+    assert_int_equal(fanout(&p), 0);
+    p.v[DG_PROF_REQUESTS] = 6;
+    p.v[DG_PROF_SAMPLE] = 6;
+    p.v[DG_PROF_TOPICS] = 6;
+    assert_int_equal(fanout(&p), 1000);
+}
+
+
+/*
  * Histories this key never sent: a signal of its own, primary, once the
  * key has min_requests
  */
@@ -454,6 +531,7 @@ main(void)
         cmocka_unit_test(test_fanout),
         cmocka_unit_test(test_fanout_hydra),
         cmocka_unit_test(test_fanout_app),
+        cmocka_unit_test(test_fanout_shaped),
         cmocka_unit_test(test_fabricated),
         cmocka_unit_test(test_human),
         cmocka_unit_test(test_app),
