@@ -58,35 +58,7 @@ die "build the module first: make module\n" unless DG::Harness::have_module();
 
 my $loadavg = (split ' ', DG::Harness::slurp('/proc/loadavg'))[0];
 
-sub http {
-    my ($redis) = @_;
-    return <<"CONF";
-    distill_guard_secret bench-secret;
-    distill_guard_redis $redis timeout=200ms;
-    distill_guard_window 1h;
-    access_log off;
-    client_body_buffer_size 16k;
-    client_max_body_size 1m;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        # empty_gif answers GET and HEAD only: a POST gets 405, which
-        # discards the body and is turned into the GIF
-        error_page 405 =200 /gif;
-
-        location = /gif {
-            empty_gif;
-        }
-
-        location /guard {
-            distill_guard on;
-            distill_guard_mode shadow;
-            empty_gif;
-        }
-    }
-CONF
-}
+sub http { DG::Bench::guard_http(redis => "$_[0] timeout=200ms") }
 
 my $dir = tempdir(CLEANUP => 1);
 my $script = DG::Bench::wrk_script($dir, keys => $opt{keys});

@@ -29,27 +29,7 @@ die "build the module first: make module\n" unless DG::Harness::have_module();
 
 my $redis = DG::Harness::Redis->start;
 my $ngx = DG::Harness::Nginx->start(redis => $redis, workers => 1,
-    log_level => 'warn', http => <<'CONF');
-    distill_guard_secret bench-secret;
-    distill_guard_redis %%REDIS%% timeout=200ms;
-    distill_guard_window 1h;
-    access_log off;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-        error_page 405 =200 /gif;
-
-        location = /gif {
-            empty_gif;
-        }
-
-        location /guard {
-            distill_guard on;
-            distill_guard_mode shadow;
-            empty_gif;
-        }
-    }
-CONF
+    log_level => 'warn', http => DG::Bench::guard_http());
 
 my $dir = tempdir(CLEANUP => 1);
 my $script = DG::Bench::wrk_script($dir, keys => $opt{keys});

@@ -54,36 +54,10 @@ my %redis_opts = (
 
 my %ngx;
 for my $t (@T) {
-    my $http = <<"CONF";
-    distill_guard_secret bench-secret;
-    distill_guard_redis %%REDIS%% timeout=200ms $redis_opts{$t};
-    distill_guard_window 1h;
-    access_log off;
-    client_body_buffer_size 16k;
-    client_max_body_size 1m;
-
-    server {
-        listen 127.0.0.1:%%PORT%%;
-
-        # empty_gif answers GET and HEAD only: a POST gets 405, which
-        # discards the body and is turned into the GIF
-        error_page 405 =200 /gif;
-
-        location = /gif {
-            empty_gif;
-        }
-
-        location /guard {
-            distill_guard on;
-            distill_guard_mode shadow;
-            empty_gif;
-        }
-
-        location = /dg-stats {
-            distill_guard_stats;
-        }
-    }
-CONF
+    my $http = DG::Bench::guard_http(
+        redis => "%%REDIS%% timeout=200ms $redis_opts{$t}",
+        extra => "\n        location = /dg-stats {\n"
+               . "            distill_guard_stats;\n        }\n");
     $ngx{$t} = DG::Harness::Nginx->start(redis => $redis{$t}, http => $http,
         workers => 1, log_level => 'warn');
 }

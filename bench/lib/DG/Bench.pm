@@ -84,6 +84,43 @@ LUA
     return $path;
 }
 
+# The http{} text of the benchmarks' guarded server: one location
+# /guard in shadow mode (every request scored, nothing refused) answered
+# by empty_gif (a POST gets 405, which discards the body and is turned
+# into the GIF).  $redis: the arguments of distill_guard_redis (default
+# %%REDIS%%, the harness's Redis); extra => text inside server{}.
+sub guard_http {
+    my (%o) = @_;
+    my $redis = $o{redis} // '%%REDIS%% timeout=200ms';
+    my $extra = $o{extra} // '';
+    return <<"CONF";
+    distill_guard_secret bench-secret;
+    distill_guard_redis $redis;
+    distill_guard_window 1h;
+    access_log off;
+    client_body_buffer_size 16k;
+    client_max_body_size 1m;
+
+    server {
+        listen 127.0.0.1:%%PORT%%;
+
+        # empty_gif answers GET and HEAD only: a POST gets 405, which
+        # discards the body and is turned into the GIF
+        error_page 405 =200 /gif;
+
+        location = /gif {
+            empty_gif;
+        }
+
+        location /guard {
+            distill_guard on;
+            distill_guard_mode shadow;
+            empty_gif;
+        }
+$extra    }
+CONF
+}
+
 sub median {
     my @v = sort { $a <=> $b } @_;
     return 0 unless @v;
