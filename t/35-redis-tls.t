@@ -4,8 +4,8 @@
 # wrong name, an expired certificate and a plain-TCP Redis refused with
 # one clear log line per outage while requests fail open at once;
 # tls_verify=off; a client certificate the server requires; Redis
-# restarted; TLS sessions resumed after a lost connection; nginx -t on
-# the parameters.  Certificates and the TLS redis-server: DG::TLS.
+# restarted; TLS sessions resumed after a lost connection; a Redis
+# Cluster whose every node speaks TLS; nginx -t on the parameters.  Certificates and the TLS redis-server: DG::TLS.
 use strict;
 use warnings;
 
@@ -323,6 +323,54 @@ subtest 'Redis restarted: reconnects by itself, then resumes again' => sub {
         0, 'not counted as resumed (the new server cannot resume it)');
     # and the session of the new server is kept in turn
     resumed('sk-t35-restart2-0008');
+};
+
+# Every node of a cluster over TLS (tls-cluster yes): one handshake per
+# master, each node checked against its own address (the IP address in
+# the test certificate), keys on every master.
+subtest 'a Redis Cluster over TLS' => sub {
+    my @nodes = map {
+        my $bus = DG::Harness::free_port();
+        DG::TLS::Redis->start(pki => $pki, conf => join "\n",
+            'cluster-enabled yes', 'cluster-node-timeout 1500',
+            'cluster-config-file nodes.conf', "cluster-port $bus",
+            # the bus is TLS too; the server certificate is for servers
+            'tls-cluster yes', "tls-client-cert-file $pki->{client}",
+            "tls-client-key-file $pki->{client_key}", '')
+    } 1 .. 3;
+    my @create = ($DG::Harness::REDIS_CLI, $nodes[0]->_tls_args,
+        '--cluster', 'create', (map { $_->addr } @nodes), '--cluster-yes');
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        exec { $create[0] } @create or exit 127;
+    }
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    like($out, qr/All 16384 slots covered/, 'the TLS cluster is made')
+        or return diag($out);
+    my $deadline = time + 10;
+    sleep 0.2 while time < $deadline
+        && grep { $_->cli('CLUSTER', 'INFO') !~ /cluster_state:ok/ } @nodes;
+
+    my $ngx = nginx_for($nodes[0]->addr, "cluster=on tls=on $ca") or return;
+    my @got;
+    for my $k (map { "sk-t35-cluster-$_" } 1 .. 24) {
+        my $res;
+        for (1 .. 20) {
+            $res = post($ngx, $k);
+            last if !unavailable($res);
+            sleep 0.1;
+        }
+        push @got, requests_of($res) // 'none';
+    }
+    is_deeply(\@got, [(1) x 24], '24 keys counted, each once');
+    my @held = map { $_->cli('DBSIZE') } @nodes;
+    is(scalar(grep { $_ > 0 } @held), 3, "keys on every master (@held)");
+    is(tls_count(stats($ngx), 'handshakes'), 3, 'one handshake per master');
+    unlike($ngx->error_log, qr/TLS handshake failed/, 'no failed handshake');
+    $_->stop for @nodes;
 };
 
 subtest 'nginx -t' => sub {
