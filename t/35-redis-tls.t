@@ -5,7 +5,8 @@
 # one clear log line per outage while requests fail open at once;
 # tls_verify=off; a client certificate the server requires; Redis
 # restarted; TLS sessions resumed after a lost connection; a Redis
-# Cluster whose every node speaks TLS; nginx -t on the parameters.  Certificates and the TLS redis-server: DG::TLS.
+# Cluster whose every node speaks TLS; nginx -t on the parameters.
+# Certificates and the TLS redis-server: DG::TLS.
 use strict;
 use warnings;
 
