@@ -15,6 +15,7 @@
  */
 
 #include "ngx_distill_guard_redis.h"
+#include "dg_cmd.h"
 
 
 static ngx_dg_node_t *ngx_dg_redis_route(ngx_uint_t slot);
@@ -70,8 +71,7 @@ ngx_dg_redis_xchg_free(ngx_dg_xchg_t *x)
 ngx_int_t
 ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd)
 {
-    int          len;
-    char        *p;
+    long         len;
     size_t       klen;
     const char  *key;
 
@@ -84,18 +84,12 @@ ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd)
         x->slot = key ? dg_slot(key, klen) : 0;
     }
 
-    len = redisFormatCommandArgv(&p, cmd->argc, cmd->argv, cmd->argvlen);
+    /* formatted where it stays until every reply came: no allocation */
+    len = dg_cmd_format(cmd, (char *) x->buf + x->off[x->n],
+                        sizeof(x->buf) - x->off[x->n]);
     if (len < 0) {
         return NGX_ERROR;
     }
-
-    if (x->off[x->n] + len > sizeof(x->buf)) {
-        free(p);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(x->buf + x->off[x->n], p, len);
-    free(p);
 
     x->n++;
     x->off[x->n] = x->off[x->n - 1] + len;

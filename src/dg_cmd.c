@@ -82,3 +82,77 @@ dg_cmd_addf(dg_cmd_t *cmd, const char *fmt, ...)
 
     return 0;
 }
+
+
+/* the digits of n in decimal */
+
+static size_t
+dg_cmd_digits(size_t n)
+{
+    size_t  d;
+
+    for (d = 1; n >= 10; n /= 10) {
+        d++;
+    }
+
+    return d;
+}
+
+
+/* n in decimal at p, with room for its digits; the end */
+
+static char *
+dg_cmd_decimal(char *p, size_t n)
+{
+    char  *end;
+
+    end = p + dg_cmd_digits(n);
+    p = end;
+
+    do {
+        *--p = (char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return end;
+}
+
+
+long
+dg_cmd_format(const dg_cmd_t *cmd, char *buf, size_t size)
+{
+    int      i;
+    char    *p, *end;
+    size_t   len;
+
+    p = buf;
+    end = buf + size;
+
+    if (size < 3 + dg_cmd_digits((size_t) cmd->argc)) {
+        return -1;
+    }
+
+    *p++ = '*';
+    p = dg_cmd_decimal(p, (size_t) cmd->argc);
+    *p++ = '\r';
+    *p++ = '\n';
+
+    for (i = 0; i < cmd->argc; i++) {
+        len = cmd->argvlen[i];
+
+        if ((size_t) (end - p) < 5 + dg_cmd_digits(len) + len) {
+            return -1;
+        }
+
+        *p++ = '$';
+        p = dg_cmd_decimal(p, len);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, cmd->argv[i], len);
+        p += len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    return (long) (p - buf);
+}

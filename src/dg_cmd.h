@@ -19,6 +19,13 @@ int dg_cmd_add(dg_cmd_t *cmd, const char *data, size_t len);
 /* refers to data that outlives the command (script text); no copy */
 int dg_cmd_add_ref(dg_cmd_t *cmd, const char *data, size_t len);
 
+/*
+ * The command in Redis's protocol (RESP: "*argc", then "$len" and the
+ * bytes of each argument) into buf; its length, or -1 when it does not
+ * fit in size bytes
+ */
+long dg_cmd_format(const dg_cmd_t *cmd, char *buf, size_t size);
+
 /* printf-style argument; -1 when it does not fit */
 int dg_cmd_addf(dg_cmd_t *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
