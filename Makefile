@@ -116,7 +116,7 @@ $(BUILD)/libdg.a: $(ENGINE_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(BUILD)/libdg.a
+$(BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(BUILD)/libdg.a
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_DG) -It/unit $< -o $@ $(BUILD)/libdg.a -lcmocka \
 	    $(LIBS_DG)
@@ -153,7 +153,7 @@ $(SAN_BUILD)/libdg.a: $(SAN_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SAN_BUILD)/unit/%: t/unit/%.c t/unit/dg_test.h $(SAN_BUILD)/libdg.a
+$(SAN_BUILD)/unit/%: t/unit/%.c $(wildcard t/unit/*.h) $(SAN_BUILD)/libdg.a
 	@mkdir -p $(SAN_BUILD)/unit
 	$(CC) $(CFLAGS_DG) $(SAN) -It/unit $< -o $@ $(SAN_BUILD)/libdg.a \
 	    -lcmocka $(LIBS_DG)

@@ -2,27 +2,9 @@
 
 #include "dg_test.h"
 
-#include <hiredis/hiredis.h>
+#include "dg_test_resp.h"
 
 #include "dg_cluster.h"
-
-
-static redisReply *
-parse(const char *resp)
-{
-    void         *r;
-    redisReader  *rd;
-
-    rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, resp, strlen(resp)), REDIS_OK);
-    r = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
-    assert_non_null(r);
-    redisReaderFree(rd);
-
-    return r;
-}
 
 
 static void
@@ -141,7 +123,7 @@ test_slots(void **state)
 
     (void) state;
 
-    r = parse("*2\r\n"
+    r = t_resp_s("*2\r\n"
               "*4\r\n:0\r\n:5460\r\n"
               "*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$3\r\nid1\r\n"
               "*3\r\n$9\r\n127.0.0.1\r\n:7003\r\n$3\r\nid4\r\n"
@@ -162,24 +144,24 @@ test_slots(void **state)
     freeReplyObject(r);
 
     /* malformed: a range backwards, a slot too high, no node */
-    r = parse("*1\r\n*3\r\n:10\r\n:5\r\n*2\r\n$1\r\na\r\n:1\r\n");
+    r = t_resp_s("*1\r\n*3\r\n:10\r\n:5\r\n*2\r\n$1\r\na\r\n:1\r\n");
     assert_int_equal(dg_cluster_slots(r, NULL, ranges, 4), -1);
     freeReplyObject(r);
 
-    r = parse("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n");
+    r = t_resp_s("*1\r\n*3\r\n:0\r\n:16384\r\n*2\r\n$1\r\na\r\n:1\r\n");
     assert_int_equal(dg_cluster_slots(r, NULL, ranges, 4), -1);
     freeReplyObject(r);
 
-    r = parse("*1\r\n*2\r\n:0\r\n:1\r\n");
+    r = t_resp_s("*1\r\n*2\r\n:0\r\n:1\r\n");
     assert_int_equal(dg_cluster_slots(r, NULL, ranges, 4), -1);
     freeReplyObject(r);
 
-    r = parse("-ERR This instance has cluster support disabled\r\n");
+    r = t_resp_s("-ERR This instance has cluster support disabled\r\n");
     assert_int_equal(dg_cluster_slots(r, NULL, ranges, 4), -1);
     freeReplyObject(r);
 
     /* an address of its own unknown, and no self to take */
-    r = parse("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$0\r\n\r\n:1\r\n");
+    r = t_resp_s("*1\r\n*3\r\n:0\r\n:1\r\n*2\r\n$0\r\n\r\n:1\r\n");
     assert_int_equal(dg_cluster_slots(r, NULL, ranges, 4), -1);
     freeReplyObject(r);
 }

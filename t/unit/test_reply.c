@@ -2,40 +2,13 @@
 
 #include "dg_test.h"
 
-#include <hiredis/hiredis.h>
+#include "dg_test_resp.h"
 
 #include "dg_reply.h"
 
 
 #define T_W         60000
 #define T_NOW       INT64_C(1700000000000)
-
-
-static redisReply *
-parse(const char *resp, size_t len)
-{
-    void         *r;
-    redisReader  *rd;
-
-    rd = redisReaderCreate();
-    assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, resp, len), REDIS_OK);
-    r = NULL;
-    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
-    assert_non_null(r);
-    redisReaderFree(rd);
-
-    return r;
-}
-
-
-/* a reply of RESP text */
-
-static redisReply *
-parse_s(const char *resp)
-{
-    return parse(resp, strlen(resp));
-}
 
 
 static void
@@ -63,7 +36,7 @@ bulk(const unsigned char *data, size_t len)
     n = (size_t) sprintf(buf, "$%zu\r\n", len);
     memcpy(buf + n, data, len);
     memcpy(buf + n + len, "\r\n", 2);
-    r = parse(buf, n + len + 2);
+    r = t_resp(buf, n + len + 2);
     free(buf);
 
     return r;
@@ -118,7 +91,7 @@ test_window(void **state)
     assert_int_equal(p.v[DG_PROF_REQUESTS], 1);
 
     /* either reply missing, an error, or the wrong shape: no profile */
-    err = parse_s("-NOSCRIPT No matching script\r\n");
+    err = t_resp_s("-NOSCRIPT No matching script\r\n");
     bad = bulk(w, sizeof(w) - 1);
 
     memset(&p, 0, sizeof(p));
@@ -147,22 +120,22 @@ test_fanout(void **state)
 
     memset(&p, 0, sizeof(p));
 
-    r = parse_s("*2\r\n:12\r\n:3\r\n");
+    r = t_resp_s("*2\r\n:12\r\n:3\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), 0);
     assert_int_equal(p.template_keys, 12);
     freeReplyObject(r);
 
     /* a count Redis did not give as an integer is no count */
-    r = parse_s("*2\r\n$2\r\n40\r\n:3\r\n");
+    r = t_resp_s("*2\r\n$2\r\n40\r\n:3\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_SUBNET, r), 0);
     assert_int_equal(p.subnet_keys, 0);
     freeReplyObject(r);
 
-    r = parse_s("*0\r\n");
+    r = t_resp_s("*0\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), -1);
     freeReplyObject(r);
 
-    r = parse_s("-ERR oom\r\n");
+    r = t_resp_s("-ERR oom\r\n");
     assert_int_equal(dg_reply_fanout(&p, DG_FANOUT_HEAD, r), -1);
     freeReplyObject(r);
 

@@ -1,0 +1,36 @@
+/* unit tests: a reply as hiredis's reader makes it from RESP bytes */
+
+#ifndef DG_TEST_RESP_H
+#define DG_TEST_RESP_H
+
+#include <hiredis/hiredis.h>
+
+
+static inline redisReply *
+t_resp(const char *resp, size_t len)
+{
+    void         *r;
+    redisReader  *rd;
+
+    rd = redisReaderCreate();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, resp, len), REDIS_OK);
+    r = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+    assert_non_null(r);
+    redisReaderFree(rd);
+
+    return r;
+}
+
+
+/* the same for RESP text */
+
+static inline redisReply *
+t_resp_s(const char *resp)
+{
+    return t_resp(resp, strlen(resp));
+}
+
+
+#endif /* DG_TEST_RESP_H */
