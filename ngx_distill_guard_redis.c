@@ -801,18 +801,14 @@ ngx_dg_node_read_handler(ngx_event_t *rev)
     c = rev->data;
     node = c->data;
 
-    if (!node->tcp_up) {
-        /* a refused connect() shows here too: the write side tells */
+    if (!node->io_up) {
+        /*
+         * a refused connect() shows here too, and a handshake waits for
+         * either side: the write side carries the connection up
+         */
         ngx_dg_node_write_handler(c->write);
         return;
     }
-
-#if (NGX_SSL)
-    if (node->ssl && !node->io_up) {
-        (void) ngx_dg_node_handshake(node);
-        return;
-    }
-#endif
 
     for ( ;; ) {
 

@@ -79,7 +79,8 @@ ngx_dg_redis_xchg_add(ngx_dg_xchg_t *x, dg_cmd_t *cmd)
         return NGX_ERROR;
     }
 
-    if (x->n == 0) {
+    /* the slot routes on a cluster only: one node needs no hash */
+    if (x->n == 0 && ngx_dg_redis.conf->cluster) {
         key = dg_cmd_key(cmd->argc, cmd->argv, cmd->argvlen, &klen);
         x->slot = key ? dg_slot(key, klen) : 0;
     }

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dg_cluster.h"
 
@@ -56,21 +57,7 @@ dg_slot(const char *key, size_t len)
 static int
 dg_cmd_is(const char *arg, size_t len, const char *name)
 {
-    size_t  i, n;
-
-    n = strlen(name);
-
-    if (len != n) {
-        return 0;
-    }
-
-    for (i = 0; i < n; i++) {
-        if ((arg[i] | 0x20) != (name[i] | 0x20)) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return len == strlen(name) && strncasecmp(arg, name, len) == 0;
 }
 
 
