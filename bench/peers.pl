@@ -207,12 +207,28 @@ sub redis_io {
     return [$i{total_reads_processed} // 0];
 }
 
-my %res;
+# Redis's commands (INFO commandstats): calls and microseconds by name
+sub redis_cmds {
+    my %c;
+    for (split /\r?\n/, $redis->cli('INFO', 'commandstats')) {
+        $c{$1} = [$2, $3] if /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/;
+    }
+    return \%c;
+}
+
+my (%res, %cmds);
 for my $round (1 .. $opt{rounds}) {
     for my $loc (@LOC) {
         my $before = redis_io();
+        my $cb = redis_cmds();
         my $r = $w->run("/$loc->[0]", $opt{seconds});
+        my $ca = redis_cmds();
         my $after = redis_io();
+        for my $c (keys %$ca) {
+            my $b = $cb->{$c} // [0, 0];
+            $cmds{ $loc->[0] }{$c}[$_] += $ca->{$c}[$_] - $b->[$_] for 0, 1;
+        }
+        $cmds{ $loc->[0] }{''}[0] += $r->{requests};
         # requests per read() of Redis: how well requests are pipelined
         $r->{per_read} = $after->[0] > $before->[0]
             ? $r->{requests} / ($after->[0] - $before->[0]) : 0;
@@ -241,3 +257,21 @@ for my $loc (@LOC) {
         $uses_redis ? DG::Bench::cell([map { $_->{cpu}{redis} } @$r]) : '–';
 }
 printf "\nload average before the run: %s\n", $w->{loadavg};
+
+# what Redis ran per request of each location that uses it, over all
+# rounds: calls inside scripts count too; usec is Redis's own time per
+# command (wall clock, without the I/O and the event loop)
+print "\nRedis commands per request (INFO commandstats, all rounds)\n\n";
+print "| location | command | calls/req | µs/call |\n|---|---|---:|---:|\n";
+for my $loc (@LOC) {
+    my $c = $cmds{ $loc->[0] } or next;
+    my $n = $c->{''}[0] or next;
+    for my $name (sort { $c->{$b}[1] <=> $c->{$a}[1] } grep { $_ ne '' }
+                  keys %$c)
+    {
+        my ($calls, $usec) = @{ $c->{$name} };
+        next if $calls < $n / 1000;
+        printf "| %s | %s | %.2f | %.2f |\n", $loc->[0], $name,
+            $calls / $n, $usec / $calls;
+    }
+}

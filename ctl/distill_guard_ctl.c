@@ -1232,6 +1232,18 @@ ctl_release(ctl_t *c, const char *key_id)
 
     if (!c->keep_window) {
         freeReplyObject(ctl_cmd(c, "DEL", wname, NULL));
+
+    } else if (had_window) {
+        /*
+         * the window's header holds the limiter's state too, which the
+         * script reads instead of the hash (doc/redis-keys.md): cleared
+         */
+        freeReplyObject(ctl_cmd(c, "BITFIELD", wname,
+                                "SET", "u8", "104", "0",     /* state */
+                                "SET", "u48", "112", "0",    /* pu */
+                                "SET", "u48", "160", "0",    /* tt */
+                                "SET", "u48", "208", "0",    /* rt */
+                                NULL));
     }
 
     if (c->cluster) {

@@ -15,12 +15,14 @@
 #include "dg_window.h"
 
 
-#define DG_WIN_VERSION      5
+#define DG_WIN_VERSION      6
 #define DG_WIN_RING         128         /* records */
 #define DG_WIN_SUBW         16          /* sub-windows of the window */
 #define DG_WIN_NB           (DG_WIN_SUBW + 1)
-#define DG_WIN_HDR          14          /* its last byte: the key has a
-                                           state hash */
+#define DG_WIN_HDR          32          /* from byte 13: the limiter's
+                                           state (DG_WIN_STATE_OFF) */
+#define DG_WIN_STATE_OFF    13          /* state byte, pu u48, tt u48,
+                                           rt u48 */
 #define DG_WIN_BSZ          9           /* sub-window counter */
 #define DG_WIN_RSZ          12          /* ring record */
 #define DG_WIN_ROFF         (DG_WIN_HDR + DG_WIN_NB * DG_WIN_BSZ)
@@ -97,7 +99,8 @@ typedef struct {
     unsigned            version;
     unsigned            n;              /* records in the ring */
     unsigned            next;           /* the slot written next */
-    unsigned            has_state;      /* the key has a state hash */
+    unsigned            has_state;      /* the state byte: 0 none, else
+                                           8 + st * 2 */
     uint64_t            subwindow_ms;
     int64_t             newest_ms;      /* time of the newest record */
     uint64_t            window_ms;      /* subwindow_ms * DG_WIN_SUBW: the

@@ -16,8 +16,12 @@
 int
 dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
 {
-    int   rc;
-    char  score[16];
+    int            rc;
+    char           score[16];
+    size_t         len;
+    unsigned       k;
+    uint64_t       pu;
+    unsigned char  hdr[13];
 
     dg_cmd_init(cmd);
 
@@ -128,14 +132,36 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
 
     case 7:
         /*
-         * The window's header says the key has a state hash: the window
-         * script reads the hash only then (doc/redis-keys.md)
+         * The limiter's state in the window's header, which the script
+         * reads instead of the hash (doc/redis-keys.md): the state byte
+         * (8 + st * 2), pu and, as a penalty starts, tt
          */
+        hdr[0] = (unsigned char) (8 | (((unsigned) req->to & 3) << 1));
+        pu = req->now_ms + req->penalty_ms;
+        len = 1;
+
+        if (req->penalty_ms) {
+            for (k = 0; k < 6; k++) {
+                hdr[1 + k] = (unsigned char) (pu >> (8 * k));
+            }
+
+            len = 7;
+        }
+
+        if (req->penalty_ms && req->fresh) {
+            for (k = 0; k < 6; k++) {
+                hdr[7 + k] = (unsigned char)
+                             ((req->now_ms + req->throttle_ms) >> (8 * k));
+            }
+
+            len = 13;
+        }
+
         rc = dg_cmd_add(cmd, "SETRANGE", 8)
              | dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
                            req->prefix, req->key_id)
-             | dg_cmd_addf(cmd, "%d", DG_WIN_HDR - 1)
-             | dg_cmd_add(cmd, "\001", 1);
+             | dg_cmd_addf(cmd, "%d", DG_WIN_STATE_OFF)
+             | dg_cmd_add(cmd, (char *) hdr, len);
         break;
 
     case 8:

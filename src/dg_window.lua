@@ -12,8 +12,10 @@ one place: doc/redis-keys.md ("The window value").  The constants below
 must agree with it and with src/dg_profile.h.
 
 KEYS[1]  <prefix>:{<key_id>}:w    the key's window (STRING)
-KEYS[2]  <prefix>:{<key_id>}:s    the key's limiter state (HASH): st,
-                                  pu, tt, rt (doc/redis-keys.md)
+KEYS[2]  <prefix>:{<key_id>}:s    the key's state (HASH): st, pu,
+                                  tt, rt; read when the window starts
+                                  afresh, the window's header holds
+                                  the limiter's state (doc/redis-keys.md)
 
 ARGV[1]  the request, packed little-endian in 43 bytes (one argument:
          parsing fifteen cost a third of the script's time):
@@ -70,12 +72,12 @@ gone within one more sub-window.
 local RING = 128
 local SUBW = 16
 local NB = SUBW + 1
-local HDR = 14
+local HDR = 32
 local BSZ = 9
 local RSZ = 12
 local ROFF = HDR + NB * BSZ
 local SIZE = ROFF + RING * RSZ
-local VERSION = 5
+local VERSION = 6
 local B24 = 16777216
 local HALF = 2147483648
 local ZERO = string.rep('\0', 9)
@@ -117,16 +119,17 @@ local tu = math.ceil(window / 4194304)
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
 local hb = redis.call('GETRANGE', key, '0', fmt('%d', ROFF - 1))
-local n, nxt, hw, newest, hasstate = 0, 0, 0, 0, 0
+local n, nxt, hw, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0, 0
 local fresh = true
 if #hb == ROFF then
     local ver
-    ver, n, nxt, hw, newest, hasstate = struct.unpack('<BBBI4I6B', hb)
+    ver, n, nxt, hw, newest, sbyte, pu, tt, rt =
+        struct.unpack('<BBBI4I6BI6I6I6', hb)
     fresh = (ver ~= VERSION or hw ~= w or n < 1 or n > RING
              or nxt >= RING or (n < RING and nxt ~= n))
 end
 if fresh then
-    n, nxt, newest, hasstate = 0, 0, 0, 0
+    n, nxt, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0
 end
 
 -- a node whose clock is behind the newest record (a failover) is held at
@@ -139,17 +142,24 @@ local last = floor(newest / w)
 -- the limiter: the plain rate first, then the throttle of a penalised
 -- key; both are the generic cell rate algorithm on an arrival time
 local skey = KEYS[2]
--- the state hash is read when the header says there is one (the module
--- says so when it writes the state; the script when it writes tt or rt),
--- for a new window, and for the plain rate: most keys never have one
-local st, pu, tt, rt = 0, 0, 0, 0
-if skey and (fresh or hasstate ~= 0 or rate_ms > 0) then
+-- The limiter's state is in the header (doc/redis-keys.md): the state
+-- byte (0: the key has no state; else 8 + st * 2), pu, tt and rt.  The
+-- module writes the byte and pu (and tt, as a penalty starts) there when
+-- it writes the state hash; this script writes tt and rt.  The hash is
+-- read for a new window only: a key's state outlives its window there.
+-- Called with one key, the script keeps no limiter state
+local st = 0
+if not skey then
+    sbyte, pu, tt, rt = 0, 0, 0, 0
+elseif fresh then
     local lim = redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
-    hasstate = (lim[1] or lim[2] or lim[3] or lim[4]) and 1 or 0
     st = tonumber(lim[1]) or 0
     pu = tonumber(lim[2]) or 0
     tt = tonumber(lim[3]) or 0
     rt = tonumber(lim[4]) or 0
+    sbyte = lim[1] and 8 + (st % 4) * 2 or 0
+elseif sbyte >= 8 then
+    st = floor(sbyte / 2) % 4
 end
 local penalty = (pu > now) and (pu - now) or 0
 local refused, retry, remaining = 0, 0, 0
@@ -171,15 +181,6 @@ if refused == 0 and penalty > 0 and throttle_ms > 0 then
     else
         tt = now + throttle_ms
     end
-end
-
-if skey and refused == 0 and (rate_ms > 0 or penalty > 0) then
-    redis.call('HSET', skey, 'tt', fmt('%d', tt), 'rt', fmt('%d', rt))
-    hasstate = 1
-    -- the throttle's time matters only while the penalty lasts
-    redis.call('PEXPIRE', skey,
-               fmt('%d', math.max(window + penalty, rt - now,
-                                  math.min(tt - now, penalty))))
 end
 
 -- provenance (see "Provenance" above): the records that sent the prior
@@ -270,8 +271,8 @@ end
 bbytes = math.min(bbytes + nbytes, 1099511627775)
 
 local newn = (n < RING) and n + 1 or RING
-local hdr = struct.pack('<BBBI4I6B', VERSION, newn, (nxt + 1) % RING, w, now,
-                        hasstate)
+local hdr = struct.pack('<BBBI4I6BI6I6I6', VERSION, newn, (nxt + 1) % RING, w,
+                        now, sbyte, pu, tt, rt)
 local bucket = struct.pack('<I4I5', bcount, bbytes)
 local rec = struct.pack('<I3HI3HH', floor(now / tu) % B24,
                         topic + flags * 4096 + prov * 16384,
@@ -313,8 +314,7 @@ else
 end
 
 -- the record's slot: the gateway reads the value with a GET that
--- follows this script in the same pipeline
--- one string: an array of integers costs Redis and the gateway an
--- object each
+-- follows this script in the same pipeline.  One string: an array of
+-- integers costs Redis and the gateway an object each
 return struct.pack('<I6BBBBI6I6I4', now, prov, nxt, st, refused, penalty,
                    retry, remaining)

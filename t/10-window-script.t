@@ -383,7 +383,7 @@ subtest 'bad input and old state' => sub {
     $redis->cli('SET', 'dg:{old}:w', 'something else');
     my $p = last_profile(['old', $W, 1, 0, 0, 0, 7, undef]);
     is($p->{requests}, 1, 'unknown state is replaced');
-    is($redis->cli('STRLEN', 'dg:{old}:w'), 14 + 17 * 9 + 128 * 12,
+    is($redis->cli('STRLEN', 'dg:{old}:w'), 32 + 17 * 9 + 128 * 12,
        'with the fixed-size state');
 
     # a new window length changes the units of the value: afresh
@@ -463,26 +463,33 @@ subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
     $p = $call->('thr1', $T0 + 60_001, 10_000, 0, 0);
     is($p->{penalty_ms}, 0, 'no penalty once it ends');
     is($p->{refused}, 0, 'and nothing refused');
-    my $ttl = $redis->cli('PTTL', 'dg:{thr1}:s');
-    ok($ttl > 0, 'the state hash has a TTL') or diag($ttl);
+    is($redis->cli('HGET', 'dg:{thr1}:s', 'tt'), '',
+       'the throttle\'s time is in the window, not in the hash');
+    ok($redis->cli('PTTL', 'dg:{thr1}:w') > 0, 'the window has a TTL');
 
     # no limit: no state hash written
     $call->('free1', $T0, 0, 0, 0);
     is($redis->cli('EXISTS', 'dg:{free1}:s'), 0, 'no limiter, no hash');
 
-    # the hash is read when the window's header says there is one: the
-    # module sets that byte (offset 13) when it writes the state
+    # the state is read from the window's header (offset 13: the state
+    # byte, pu, tt, rt), where the module writes it with the hash; the
+    # hash is read for a new window only
     $redis->cli('HSET', 'dg:{free1}:s', 'st', 2, 'pu', $T0 + 60_000);
     $p = $call->('free1', $T0 + 1, 10_000, 0, 0);
-    is($p->{state}, 0, 'a hash the header does not announce is not read');
-    $redis->cli('SETRANGE', 'dg:{free1}:w', 13, "\x01");
+    is($p->{state}, 0, 'a hash the header does not hold is not read');
+    $redis->cli('SETRANGE', 'dg:{free1}:w', 13,
+                pack('C', 8 + 2 * 2) . substr(pack('Q<', $T0 + 60_000), 0, 6));
     $p = $call->('free1', $T0 + 2, 10_000, 0, 0);
-    is($p->{state}, 2, 'announced, it is read');
+    is($p->{state}, 2, 'the header\'s state is the one');
     is($p->{penalty_ms}, 59_998, 'with its penalty');
-    $redis->cli('DEL', 'dg:{free1}:s');
-    $call->('free1', $T0 + 3, 10_000, 0, 0);
+    $p = $call->('free1', $T0 + 3, 10_000, 0, 0);
+    is($p->{refused}, 1, 'and its throttle');
+    $redis->cli('DEL', 'dg:{free1}:w');
+    $p = $call->('free1', $T0 + 4, 10_000, 0, 0);
+    is($p->{state}, 2, 'a new window reads the hash');
+    is($p->{penalty_ms}, 59_996, 'and the penalty');
     is(unpack('C', substr($redis->cli('GETRANGE', 'dg:{free1}:w', 13, 13),
-                          0, 1)), 0, 'a hash gone clears the byte');
+                          0, 1)), 12, 'into the header');
 };
 
 done_testing();

@@ -138,7 +138,7 @@ subtest 'the decoder against the real window script' => sub {
 
         my $j = ctl_json(@R, '--json', '--window', '300s', 'show', $id);
         my $p = $j->{window}{profile} || {};
-        is($j->{window}{version}, 5, "$name: version 5");
+        is($j->{window}{version}, 6, "$name: version 6");
         for my $f (qw(sample topics templates gap_mean_ms)) {
             is($p->{$f}, $want{$f}, "$name: $f $want{$f}");
         }
@@ -192,12 +192,12 @@ subtest 'the decoder against the real window script' => sub {
     }
 
     # a value of another layout is refused, not misread
-    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 1703);
+    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 1721);
     my ($rc, $out, $err) = ctl(@R, 'show', '00000000000000aa');
     is($rc, 2, 'another version: exit 2');
     like($err, qr/not a window of this version/, 'and says so');
-    # the size of version 4
-    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 4057);
+    # the size of version 5
+    $redis->cli('SET', 'dg:{00000000000000aa}:w', 'x' x 1703);
     ($rc, $out, $err) = ctl(@R, 'show', '00000000000000aa');
     is($rc, 2, 'another size: exit 2');
     like($err, qr/layout \(size\)/, 'another size: refused');

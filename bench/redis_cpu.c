@@ -1,0 +1,175 @@
+/*
+ * The Redis CPU of the window calls alone, without nginx: sends the
+ * module's own commands (dg_window_cmd, dg_window_get_cmd) for keys in
+ * turn, pipelined in batches as the module's transport sends the
+ * commands of one event-loop turn, and prints redis-server's CPU per
+ * request from /proc.  bench/redis_cpu.pl runs it; a benchmark, it
+ * asserts nothing.
+ *
+ *   redis_cpu <port> <redis pid> <keys> <requests> <batch>
+ *
+ * Each request is the script, then a GET of the value; the bodies are
+ * one-shot prompts on 97 templates, as bench/peers.pl sends.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "dg_features.h"
+#include "dg_window.h"
+
+
+static double
+rc_cpu(long pid)
+{
+    int     i;
+    char    path[64], buf[1024], *p;
+    FILE   *f;
+    double  ut, st;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+
+    f = fopen(path, "r");
+    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL) {
+        perror(path);
+        exit(1);
+    }
+
+    fclose(f);
+
+    /* after the name, which may hold blanks: field 3 on */
+    p = strrchr(buf, ')') + 2;
+
+    for (i = 3; i < 14; i++) {
+        p = strchr(p, ' ') + 1;
+    }
+
+    ut = strtod(p, &p);
+    st = strtod(p, NULL);
+
+    return (ut + st) / sysconf(_SC_CLK_TCK);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int               i, j, k, nkeys, batch, nreq, done, cmds;
+    long              pid;
+    char              sha[DG_SHA1_HEX_LEN + 1], (*ids)[DG_KEY_ID_LEN + 1];
+    double            c0, c1;
+    dg_cmd_t          cmd;
+    redisReply       *r;
+    redisContext     *c;
+    dg_features_t     f;
+    dg_window_req_t   req;
+
+    if (argc != 6) {
+        fprintf(stderr, "usage: redis_cpu <port> <redis pid> <keys> "
+                "<requests> <batch>\n");
+        return 2;
+    }
+
+    pid = atol(argv[2]);
+    nkeys = atoi(argv[3]);
+    nreq = atoi(argv[4]);
+    batch = atoi(argv[5]);
+
+    c = redisConnect("127.0.0.1", atoi(argv[1]));
+    if (c == NULL || c->err) {
+        fprintf(stderr, "connect failed\n");
+        return 1;
+    }
+
+    r = redisCommand(c, "SCRIPT LOAD %b", dg_window_lua, dg_window_lua_len);
+    if (r == NULL || r->type != REDIS_REPLY_STRING
+        || r->len != DG_SHA1_HEX_LEN)
+    {
+        fprintf(stderr, "SCRIPT LOAD failed\n");
+        return 1;
+    }
+
+    memcpy(sha, r->str, DG_SHA1_HEX_LEN);
+    sha[DG_SHA1_HEX_LEN] = '\0';
+    freeReplyObject(r);
+
+    ids = calloc(nkeys, sizeof(*ids));
+    if (ids == NULL) {
+        return 1;
+    }
+
+    for (k = 0; k < nkeys; k++) {
+        snprintf(ids[k], sizeof(ids[k]), "%016x", k * 2654435761u);
+    }
+
+    memset(&f, 0, sizeof(f));
+    memset(&req, 0, sizeof(req));
+    req.prefix = "dg";
+    req.prefix_len = 2;
+    req.window_ms = 3600000;
+    req.features = &f;
+
+    srandom(1);
+    done = 0;
+    k = 0;
+    c0 = rc_cpu(pid);
+
+    while (done < nreq) {
+        cmds = 0;
+
+        for (i = 0; i < batch; i++) {
+            /* a one-shot prompt: one of 97 bodies, as bench/peers.pl */
+            j = random() % 97;
+            f.topic = (uint16_t) (j * 37 % 4096);
+            f.topic_last = f.topic;
+            f.template_head = 0x1000 + j;
+            f.template_tail = 0x2000 + j;
+            f.bytes = 1000;
+            f.tokens = 200;
+            f.sent = 0x10000 + j;
+            f.opening = f.sent;
+            req.key_id = ids[k];
+            k = (k + 1) % nkeys;
+
+            if (dg_window_cmd(&cmd, &req, sha) != 0) {
+                return 1;
+            }
+
+            redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+
+            if (dg_window_get_cmd(&cmd, &req) != 0) {
+                return 1;
+            }
+
+            redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+            cmds += 2;
+        }
+
+        for (i = 0; i < cmds; i++) {
+            if (redisGetReply(c, (void **) &r) != REDIS_OK) {
+                fprintf(stderr, "reply: %s\n", c->errstr);
+                return 1;
+            }
+
+            if (r->type == REDIS_REPLY_ERROR) {
+                fprintf(stderr, "error: %s\n", r->str);
+                return 1;
+            }
+
+            freeReplyObject(r);
+        }
+
+        done += batch;
+    }
+
+    c1 = rc_cpu(pid);
+
+    printf("%.2f\n", 1e6 * (c1 - c0) / done);
+
+    return 0;
+}
