@@ -44,7 +44,8 @@ MODULE_SRCS = ngx_distill_guard_module.c ngx_distill_guard_module.h \
               ngx_distill_guard_limit.c
 
 .PHONY: all module module-nothreads lib ctl unit unit-asan test demo deps \
-        bench bench-peers bench-scale bench-cluster bench-tls test-tools \
+        bench bench-peers bench-scale bench-redis-cpu bench-cluster bench-tls \
+        test-tools \
         fuzz fuzz-run eval eval-features deb clean
 
 all: module ctl
@@ -191,6 +192,11 @@ bench-peers: deps
 bench-scale: deps
 	$(MAKE) module
 	perl bench/scale.pl $(BENCH_ARGS)
+
+# the window calls' Redis CPU without nginx: see bench/redis.md
+bench-redis-cpu: deps
+	$(MAKE) lib
+	perl bench/redis_cpu.pl $(BENCH_ARGS)
 
 # one Redis, a Redis Cluster, a master killed: see bench/cluster.md
 bench-cluster: deps
