@@ -74,6 +74,14 @@ dg_fold12(uint32_t fp)
 
 
 uint32_t
+dg_fold16_opening(uint32_t fp)
+{
+    /* a multiplication by an odd constant: 0 stays 0, others spread */
+    return dg_fold16(fp * 2654435761u);
+}
+
+
+uint32_t
 dg_fold16(uint32_t fp)
 {
     uint32_t  v;

@@ -61,6 +61,16 @@ uint32_t dg_fold12(uint32_t fp);
 uint32_t dg_fold16(uint32_t fp);
 
 /*
+ * A conversation's opening folded to 16 bits another way than sent and
+ * prior: the same text stored as a record's opening does not match a
+ * search for what a record sent (the script's provenance check finds the
+ * prior turn among the sent fields with one plain find per match; an
+ * opening equal to the prior, every second turn, would match every
+ * record of the conversation).  0 stays 0.
+ */
+uint32_t dg_fold16_opening(uint32_t fp);
+
+/*
  * Decodes a window value and computes the profile fields (prof->v, and
  * the provenance shares) as of now_ms on Redis's clock.  Returns -1 when
  * the value is not a window of this version holding at least one record;

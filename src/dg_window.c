@@ -64,7 +64,7 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
     v[DG_WARG_TOPIC_LAST] = f->topic_last;
     v[DG_WARG_SENT] = dg_fold16(f->sent);
     v[DG_WARG_PRIOR] = dg_fold16(f->prior);
-    v[DG_WARG_OPENING] = dg_fold16(f->opening);
+    v[DG_WARG_OPENING] = dg_fold16_opening(f->opening);
 
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0

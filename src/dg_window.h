@@ -180,9 +180,9 @@ extern const size_t     dg_fanout_lua_len;
  * Fill cmd with EVALSHA (sha != NULL) or EVAL (sha == NULL, sends the
  * script text: loads it after a NOSCRIPT) of the window script: keys
  * <prefix>:{<key_id>}:w and :s; fingerprints are sent folded as the
- * window stores them (dg_fold12, dg_fold16 in src/dg_profile.h).  The
- * strings are copied into cmd->buf, except
- * the script text, which is referred to.  Returns 0, or -1 when the
+ * window stores them (dg_fold12, dg_fold16, dg_fold16_opening in
+ * src/dg_profile.h).  The strings are copied into cmd->buf, except the
+ * script text, which is referred to.  Returns 0, or -1 when the
  * arguments do not fit or are invalid (no features, window_ms 0 or
  * >= 2^31, a brace in the prefix or key id).
  */

@@ -129,6 +129,10 @@ test_fold(void **state)
     assert_int_equal(dg_fold12(0xabcd), 0xbc7);
     assert_int_equal(dg_fold16(0x12345678), 0x444c);
 
+    /* an opening is folded another way than the same text sent */
+    assert_int_equal(dg_fold16_opening(0), 0);
+    assert_true(dg_fold16_opening(0x12345678) != dg_fold16(0x12345678));
+
     /* nothing but 0 becomes 0, and the values fit */
     assert_int_equal(dg_fold12(0x1001), 1);
     assert_int_equal(dg_fold16(0x10001), 1);
@@ -136,6 +140,8 @@ test_fold(void **state)
     for (i = 1, x = 1; i < 100000; i++, x = x * 2654435761u + 1) {
         assert_true(dg_fold12(x) > 0 && dg_fold12(x) < 4096);
         assert_true(dg_fold16(x) > 0 && dg_fold16(x) < 65536);
+        assert_true(dg_fold16_opening(x) > 0
+                    && dg_fold16_opening(x) < 65536);
     }
 }
 

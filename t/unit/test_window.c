@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "dg_profile.h"
 #include "dg_window.h"
 
 
@@ -169,7 +170,9 @@ test_window_cmd_evalsha(void **state)
     assert_int_equal(v[DG_WARG_TOPIC_LAST], 17);
     assert_int_equal(v[DG_WARG_SENT], 17484);    /* 0x5678 ^ 0x1234 */
     assert_int_equal(v[DG_WARG_PRIOR], 0);
-    assert_int_equal(v[DG_WARG_OPENING], 17484);  /* one user turn: sent */
+    /* one user turn: the opening is what it sent, folded the other way */
+    assert_int_equal(v[DG_WARG_OPENING], dg_fold16_opening(0x12345678));
+    assert_true(v[DG_WARG_OPENING] != v[DG_WARG_SENT]);
 
     /* the tests' clock replaces TIME */
     t.req.clock_ms = T_NOW_MS;
