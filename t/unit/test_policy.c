@@ -791,6 +791,55 @@ test_state_to_throttle(void **state)
 }
 
 
+/* the limiter's state in the window's header: offset 13 */
+static uint64_t
+t_le(const char *p, unsigned bytes)
+{
+    unsigned  k;
+    uint64_t  v;
+
+    for (v = 0, k = 0; k < bytes; k++) {
+        v |= (uint64_t) (unsigned char) p[k] << (8 * k);
+    }
+
+    return v;
+}
+
+
+static void
+test_state_header(void **state)
+{
+    dg_cmd_t        cmd;
+    dg_state_req_t  req;
+
+    (void) state;
+
+    /* a new penalty: the state byte, pu and the throttle's first slot */
+    t_state_req(&req, DG_ACTION_PASS, DG_ACTION_THROTTLE, 600000);
+    assert_int_equal(dg_state_cmd(&cmd, &req, 7), 0);
+    assert_int_equal(cmd.argc, 4);
+    assert_memory_equal(cmd.argv[0], "SETRANGE", 8);
+    assert_memory_equal(cmd.argv[1], "dg:{" T_KEY_ID "}:w",
+                        cmd.argvlen[1]);
+    assert_memory_equal(cmd.argv[2], "13", 2);
+    assert_int_equal(cmd.argvlen[3], 13);
+    assert_int_equal((unsigned char) cmd.argv[3][0], 8 + 2 * 2);
+    assert_true(t_le(cmd.argv[3] + 1, 6) == 1700000600000ULL);
+    assert_true(t_le(cmd.argv[3] + 7, 6) == 1700000010000ULL);
+
+    /* a renewed one keeps the throttle where the script has it */
+    t_state_req(&req, DG_ACTION_THROTTLE, DG_ACTION_THROTTLE, 600000);
+    assert_int_equal(dg_state_cmd(&cmd, &req, 7), 0);
+    assert_int_equal(cmd.argvlen[3], 7);
+
+    /* no penalty: the state byte alone */
+    t_state_req(&req, DG_ACTION_PASS, DG_ACTION_TAG, 0);
+    assert_int_equal(dg_state_cmd(&cmd, &req, 7), 0);
+    assert_int_equal(cmd.argvlen[3], 1);
+    assert_int_equal((unsigned char) cmd.argv[3][0], 8 + 1 * 2);
+}
+
+
 /* a renewed penalty: state and set written, no event */
 static void
 test_state_renew(void **state)
@@ -916,6 +965,7 @@ main(void)
         cmocka_unit_test(test_local_limiter),
         cmocka_unit_test(test_state_to_pass),
         cmocka_unit_test(test_state_to_throttle),
+        cmocka_unit_test(test_state_header),
         cmocka_unit_test(test_state_renew),
         cmocka_unit_test(test_policy_to_state),
         cmocka_unit_test(test_policy_restart),
