@@ -103,8 +103,11 @@ main(int argc, char **argv)
         return 1;
     }
 
+    /* keys of this run only: with as many keys as requests, each
+     * request is a key's first, whatever ran before */
     for (k = 0; k < nkeys; k++) {
-        snprintf(ids[k], sizeof(ids[k]), "%016x", k * 2654435761u);
+        snprintf(ids[k], sizeof(ids[k]), "%08x%08x", (unsigned) getpid(),
+                 k * 2654435761u);
     }
 
     memset(&f, 0, sizeof(f));
