@@ -414,10 +414,19 @@ dg_win_counts(const dg_win_t *win, const dg_recs_t *r, int64_t start,
     double     extra, f;
     const unsigned char  *b;
 
-    for (x = 0; x < DG_WIN_NB; x++) {
-        b = win->p + DG_WIN_HDR + x * DG_WIN_BSZ;
-        c[x] = dg_le(b, 4);
-        by[x] = dg_le(b + 4, 5);
+    /*
+     * c[] and by[] of sub-window x in x mod 17, for the newest (last)
+     * and the 16 before it: the newest's counter follows the header, the
+     * others are in slot x mod 16 after it
+     */
+    x = (win->last >= DG_WIN_SUBW) ? win->last - DG_WIN_SUBW : 0;
+
+    for ( /* void */ ; x <= win->last; x++) {
+        b = (x == win->last)
+            ? win->p + DG_WIN_HDR
+            : win->p + DG_WIN_FRONT + (x % DG_WIN_SUBW) * DG_WIN_BSZ;
+        c[x % DG_WIN_NB] = dg_le(b, 4);
+        by[x % DG_WIN_NB] = dg_le(b + 4, 5);
     }
 
     /* sub-windows older than last - 16 are gone: count them as empty */

@@ -15,17 +15,22 @@
 #include "dg_window.h"
 
 
-#define DG_WIN_VERSION      6
+#define DG_WIN_VERSION      7
 #define DG_WIN_RING         128         /* records */
 #define DG_WIN_SUBW         16          /* sub-windows of the window */
-#define DG_WIN_NB           (DG_WIN_SUBW + 1)
+#define DG_WIN_NB           (DG_WIN_SUBW + 1)   /* counted: the newest
+                                                   and the 16 before */
 #define DG_WIN_HDR          32          /* from byte 13: the limiter's
                                            state (DG_WIN_STATE_OFF) */
 #define DG_WIN_STATE_OFF    13          /* state byte, pu u48, tt u48,
                                            rt u48 */
 #define DG_WIN_BSZ          9           /* sub-window counter */
+#define DG_WIN_FRONT        (DG_WIN_HDR + DG_WIN_BSZ)   /* the header and
+                                           the newest sub-window's
+                                           counter; then the 16 before,
+                                           sub-window x in slot x mod 16 */
 #define DG_WIN_RSZ          12          /* ring record */
-#define DG_WIN_ROFF         (DG_WIN_HDR + DG_WIN_NB * DG_WIN_BSZ)
+#define DG_WIN_ROFF         (DG_WIN_FRONT + DG_WIN_SUBW * DG_WIN_BSZ)
 #define DG_WIN_SIZE         (DG_WIN_ROFF + DG_WIN_RING * DG_WIN_RSZ)
 
 

@@ -71,16 +71,15 @@ gone within one more sub-window.
 
 local RING = 128
 local SUBW = 16
-local NB = SUBW + 1
 local HDR = 32
 local BSZ = 9
+local FRONT = HDR + BSZ
 local RSZ = 12
-local ROFF = HDR + NB * BSZ
+local ROFF = FRONT + SUBW * BSZ
 local SIZE = ROFF + RING * RSZ
-local VERSION = 6
+local VERSION = 7
 local B24 = 16777216
 local HALF = 2147483648
-local ZERO = string.rep('\0', 9)
 local ARGLEN = 43
 
 local floor = math.floor
@@ -118,10 +117,10 @@ local tu = math.ceil(window / 4194304)
 -- the header and the sub-window counters; the ring is read only to
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
-local hb = redis.call('GETRANGE', key, '0', fmt('%d', ROFF - 1))
+local hb = redis.call('GETRANGE', key, '0', fmt('%d', FRONT - 1))
 local n, nxt, hw, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0, 0
 local fresh = true
-if #hb == ROFF then
+if #hb == FRONT then
     local ver
     ver, n, nxt, hw, newest, sbyte, pu, tt, rt =
         struct.unpack('<BBBI4I6BI6I6I6', hb)
@@ -275,47 +274,29 @@ end
 -- told by the provenance (0 or 2)
 flags = flags - flags % 2 + again
 
--- this request's sub-window
+-- This request's sub-window.  The header is followed by the counters
+-- (requests, bytes) of the newest sub-window, last, then by those of
+-- the 16 before it, sub-window x in slot x mod 16: a request in the
+-- newest sub-window writes the header and its counters, 41 bytes at
+-- offset 0, with the record; one that starts a sub-window closes the
+-- newest into its slot and empties those between
 local b = floor(now / w)
-local bvalid = (not fresh and b >= last)
-local bslot = b % NB
-local bcount, bbytes = 0, 0
-if bvalid and b == last then
-    bcount, bbytes = struct.unpack('<I4I5', hb, HDR + bslot * BSZ + 1)
+local cc, cb = 0, 0
+if not fresh and b == last then
+    cc, cb = struct.unpack('<I4I5', hb, HDR + 1)
 end
-if bcount < 4294967295 then
-    bcount = bcount + 1
+if cc < 4294967295 then
+    cc = cc + 1
 end
-bbytes = math.min(bbytes + nbytes, 1099511627775)
+cb = math.min(cb + nbytes, 1099511627775)
 
 local newn = (n < RING) and n + 1 or RING
-local hdr = struct.pack('<BBBI4I6BI6I6I6', VERSION, newn, (nxt + 1) % RING, w,
-                        now, sbyte, pu, tt, rt)
-local bucket = struct.pack('<I4I5', bcount, bbytes)
+local front = struct.pack('<BBBI4I6BI6I6I6I4I5', VERSION, newn,
+                          (nxt + 1) % RING, w, now, sbyte, pu, tt, rt,
+                          cc, cb)
 local rec = struct.pack('<I3HI3HH', floor(now / tu) % B24,
                         topic + flags * 4096 + prov * 16384,
                         head + tail * 4096, sent, opening)
-
--- the value's front: the header and the sub-window counters, up to this
--- request's (all of them when sub-windows start empty)
-local front
-if fresh or not bvalid or b > last then
-    local bk
-    if fresh or not bvalid or b - last >= NB then
-        bk = string.rep('\0', NB * BSZ)
-    else
-        -- sub-windows last+1 .. b start empty
-        bk = string.sub(hb, HDR + 1, ROFF)
-        for x = last + 1, b do
-            local o = (x % NB) * BSZ
-            bk = string.sub(bk, 1, o) .. ZERO .. string.sub(bk, o + BSZ + 1)
-        end
-    end
-    front = hdr .. string.sub(bk, 1, bslot * BSZ) .. bucket
-            .. string.sub(bk, (bslot + 1) * BSZ + 1)
-else
-    front = hdr .. string.sub(hb, HDR + 1, HDR + bslot * BSZ) .. bucket
-end
 
 -- The TTL is set when a sub-window starts, to one window and one
 -- sub-window: a key lives at least a window after its last request
@@ -324,19 +305,42 @@ if fresh then
     -- zeros made by Redis: a SETRANGE past the end of a missing key
     -- makes it exactly that long, where a 1.7 KB string built in Lua and
     -- SET cost this call more than all the rest.  A value of another
-    -- layout goes first
+    -- layout goes first.  The front, the empty sub-windows and the first
+    -- record are adjacent
     if #hb > 0 then
         redis.call('DEL', key)
     end
     redis.call('SETRANGE', key, fmt('%d', SIZE - 1), '\0')
-    redis.call('SETRANGE', key, '0', front .. rec)
+    redis.call('SETRANGE', key, '0',
+               front .. string.rep('\0', SUBW * BSZ) .. rec)
     redis.call('PEXPIRE', key, fmt('%d', window + w))
 else
-    redis.call('SETRANGE', key, '0', front)
-    redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
-    if b ~= last then
+    if b > last then
+        local k = b - last - 1
+        if k >= SUBW then
+            -- the window holds none of the sub-windows before
+            redis.call('SETRANGE', key, fmt('%d', FRONT),
+                       string.rep('\0', SUBW * BSZ))
+        else
+            -- the newest closes into its slot; the k between are empty
+            redis.call('SETRANGE', key,
+                       fmt('%d', FRONT + (last % SUBW) * BSZ),
+                       string.sub(hb, HDR + 1, FRONT))
+            if k > 0 then
+                local s = (last + 1) % SUBW
+                local k1 = math.min(k, SUBW - s)
+                redis.call('SETRANGE', key, fmt('%d', FRONT + s * BSZ),
+                           string.rep('\0', k1 * BSZ))
+                if k > k1 then
+                    redis.call('SETRANGE', key, fmt('%d', FRONT),
+                               string.rep('\0', (k - k1) * BSZ))
+                end
+            end
+        end
         redis.call('PEXPIRE', key, fmt('%d', window + w))
     end
+    redis.call('SETRANGE', key, '0', front)
+    redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
 end
 
 -- the record's slot: the gateway reads the value with a GET that

@@ -383,7 +383,7 @@ subtest 'bad input and old state' => sub {
     $redis->cli('SET', 'dg:{old}:w', 'something else');
     my $p = last_profile(['old', $W, 1, 0, 0, 0, 7, undef]);
     is($p->{requests}, 1, 'unknown state is replaced');
-    is($redis->cli('STRLEN', 'dg:{old}:w'), 32 + 17 * 9 + 128 * 12,
+    is($redis->cli('STRLEN', 'dg:{old}:w'), 32 + 9 + 16 * 9 + 128 * 12,
        'with the fixed-size state');
 
     # a new window length changes the units of the value: afresh

@@ -138,7 +138,7 @@ subtest 'the decoder against the real window script' => sub {
 
         my $j = ctl_json(@R, '--json', '--window', '300s', 'show', $id);
         my $p = $j->{window}{profile} || {};
-        is($j->{window}{version}, 6, "$name: version 6");
+        is($j->{window}{version}, 7, "$name: version 7");
         for my $f (qw(sample topics templates gap_mean_ms)) {
             is($p->{$f}, $want{$f}, "$name: $f $want{$f}");
         }

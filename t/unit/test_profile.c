@@ -75,14 +75,22 @@ t_add(t_win_t *t, int64_t now, unsigned topic, unsigned head, unsigned tail,
     tu = (t->window + 4194303) / 4194304;
     b = (uint64_t) now / w;
 
+    /* the newest sub-window closes into its slot, those between empty */
     if (n > 0 && b > last) {
-        for (x = last + 1; x <= b && x <= last + DG_WIN_NB; x++) {
-            memset(t->v + DG_WIN_HDR + (x % DG_WIN_NB) * DG_WIN_BSZ, 0,
+        if (b - last <= DG_WIN_SUBW) {
+            memcpy(t->v + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ,
+                   t->v + DG_WIN_HDR, DG_WIN_BSZ);
+        }
+
+        for (x = last + 1; x < b && x <= last + DG_WIN_SUBW; x++) {
+            memset(t->v + DG_WIN_FRONT + (x % DG_WIN_SUBW) * DG_WIN_BSZ, 0,
                    DG_WIN_BSZ);
         }
+
+        memset(t->v + DG_WIN_HDR, 0, DG_WIN_BSZ);
     }
 
-    bk = t->v + DG_WIN_HDR + (b % DG_WIN_NB) * DG_WIN_BSZ;
+    bk = t->v + DG_WIN_HDR;
     c = t_get(bk, 4) + 1;
     by = t_get(bk + 4, 5) + bytes;
     t_put(bk, c, 4);

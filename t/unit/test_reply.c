@@ -58,8 +58,8 @@ window_one(unsigned char *v, unsigned char *script)
     v[2] = 1;                               /* next slot */
     put(v + 3, w, 4);
     put(v + 7, (uint64_t) T_NOW, 6);
-    put(v + DG_WIN_HDR + ((T_NOW / w) % (DG_WIN_SUBW + 1)) * DG_WIN_BSZ,
-        1, 4);                              /* one request, 0 bytes */
+    put(v + DG_WIN_HDR, 1, 4);              /* the newest sub-window: one
+                                               request, 0 bytes */
     put(v + DG_WIN_ROFF, (uint64_t) T_NOW % 16777216, 3);
     put(v + DG_WIN_ROFF + 3, 5, 2);         /* topic 5, one-shot */
     put(v + DG_WIN_ROFF + 8, 77, 2);        /* sent */

@@ -70,13 +70,22 @@ t_add(t_win_t *t, uint64_t now, unsigned topic, unsigned head,
     last = t_get(t->v + 7, 6) / w;
     b = now / w;
 
-    /* sub-windows last + 1 .. b start empty */
-    for (x = last + 1; n > 0 && x <= b && x <= last + DG_WIN_NB; x++) {
-        memset(t->v + DG_WIN_HDR + (x % DG_WIN_NB) * DG_WIN_BSZ, 0,
-               DG_WIN_BSZ);
+    /* the newest sub-window closes into its slot, those between empty */
+    if (n > 0 && b > last) {
+        if (b - last <= DG_WIN_SUBW) {
+            memcpy(t->v + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ,
+                   t->v + DG_WIN_HDR, DG_WIN_BSZ);
+        }
+
+        for (x = last + 1; x < b && x <= last + DG_WIN_SUBW; x++) {
+            memset(t->v + DG_WIN_FRONT + (x % DG_WIN_SUBW) * DG_WIN_BSZ, 0,
+                   DG_WIN_BSZ);
+        }
+
+        memset(t->v + DG_WIN_HDR, 0, DG_WIN_BSZ);
     }
 
-    bk = t->v + DG_WIN_HDR + (b % DG_WIN_NB) * DG_WIN_BSZ;
+    bk = t->v + DG_WIN_HDR;
     t_put(bk, t_get(bk, 4) + 1, 4);
     t_put(bk + 4, t_get(bk + 4, 5) + bytes, 5);
 
