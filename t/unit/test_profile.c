@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "dg_profile.h"
+#include "dg_test_window.h"
 
 
 #define T_W         60000
@@ -22,31 +23,6 @@ typedef struct {
     uint64_t            window;
     int64_t             now;
 } t_win_t;
-
-
-static void
-t_put(unsigned char *p, uint64_t v, unsigned bytes)
-{
-    while (bytes--) {
-        *p++ = (unsigned char) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-
-static uint64_t
-t_get(const unsigned char *p, unsigned bytes)
-{
-    uint64_t  v;
-
-    v = 0;
-
-    while (bytes--) {
-        v = (v << 8) | p[bytes];
-    }
-
-    return v;
-}
 
 
 static void
@@ -65,36 +41,15 @@ t_add(t_win_t *t, int64_t now, unsigned topic, unsigned head, unsigned tail,
     unsigned flags, unsigned prov, uint64_t bytes)
 {
     unsigned        n, nxt, slot;
-    uint64_t        w, tu, b, last, x, c, by;
-    unsigned char  *rec, *bk;
+    uint64_t        w, tu;
+    unsigned char  *rec;
 
     n = t->v[1];
     nxt = t->v[2];
     w = t_get(t->v + 3, 4);
-    last = t_get(t->v + 7, 6) / w;
     tu = (t->window + 4194303) / 4194304;
-    b = (uint64_t) now / w;
 
-    /* the newest sub-window closes into its slot, those between empty */
-    if (n > 0 && b > last) {
-        if (b - last <= DG_WIN_SUBW) {
-            memcpy(t->v + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ,
-                   t->v + DG_WIN_HDR, DG_WIN_BSZ);
-        }
-
-        for (x = last + 1; x < b && x <= last + DG_WIN_SUBW; x++) {
-            memset(t->v + DG_WIN_FRONT + (x % DG_WIN_SUBW) * DG_WIN_BSZ, 0,
-                   DG_WIN_BSZ);
-        }
-
-        memset(t->v + DG_WIN_HDR, 0, DG_WIN_BSZ);
-    }
-
-    bk = t->v + DG_WIN_HDR;
-    c = t_get(bk, 4) + 1;
-    by = t_get(bk + 4, 5) + bytes;
-    t_put(bk, c, 4);
-    t_put(bk + 4, by, 5);
+    t_win_count(t->v, (uint64_t) now / w, bytes);
 
     slot = nxt;
     rec = t->v + DG_WIN_ROFF + slot * DG_WIN_RSZ;

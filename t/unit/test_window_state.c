@@ -10,6 +10,7 @@
 #include "dg_test.h"
 
 #include "dg_window_state.h"
+#include "dg_test_window.h"
 
 
 #define T_WINDOW    60000
@@ -18,31 +19,6 @@
 typedef struct {
     unsigned char       v[DG_WIN_SIZE];
 } t_win_t;
-
-
-static void
-t_put(unsigned char *p, uint64_t v, unsigned n)
-{
-    while (n-- > 0) {
-        *p++ = (unsigned char) v;
-        v >>= 8;
-    }
-}
-
-
-static uint64_t
-t_get(const unsigned char *p, unsigned n)
-{
-    uint64_t  v;
-
-    v = 0;
-
-    while (n-- > 0) {
-        v = (v << 8) | p[n];
-    }
-
-    return v;
-}
 
 
 static void
@@ -61,33 +37,14 @@ t_add(t_win_t *t, uint64_t now, unsigned topic, unsigned head,
     unsigned opening, uint64_t bytes)
 {
     unsigned        n, nxt;
-    uint64_t        w, b, last, x;
-    unsigned char  *rec, *bk;
+    uint64_t        w;
+    unsigned char  *rec;
 
     n = t->v[1];
     nxt = t->v[2];
     w = t_get(t->v + 3, 4);
-    last = t_get(t->v + 7, 6) / w;
-    b = now / w;
 
-    /* the newest sub-window closes into its slot, those between empty */
-    if (n > 0 && b > last) {
-        if (b - last <= DG_WIN_SUBW) {
-            memcpy(t->v + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ,
-                   t->v + DG_WIN_HDR, DG_WIN_BSZ);
-        }
-
-        for (x = last + 1; x < b && x <= last + DG_WIN_SUBW; x++) {
-            memset(t->v + DG_WIN_FRONT + (x % DG_WIN_SUBW) * DG_WIN_BSZ, 0,
-                   DG_WIN_BSZ);
-        }
-
-        memset(t->v + DG_WIN_HDR, 0, DG_WIN_BSZ);
-    }
-
-    bk = t->v + DG_WIN_HDR;
-    t_put(bk, t_get(bk, 4) + 1, 4);
-    t_put(bk + 4, t_get(bk + 4, 5) + bytes, 5);
+    t_win_count(t->v, now / w, bytes);
 
     rec = t->v + DG_WIN_ROFF + nxt * DG_WIN_RSZ;
     t_put(rec, now % 16777216, 3);
