@@ -272,6 +272,33 @@ subtest 'more requests than the ring holds' => sub {
            'bytes follow the same estimate');
 };
 
+subtest 'bursts and idle sub-windows' => sub {
+    # bursts of 40 requests 10 ms apart, after 0 to 20 idle sub-windows
+    # (3,750 ms each): sub-windows start, close and are emptied in every
+    # pattern; beyond the ring the count may miss only the requests of
+    # the sub-window holding the window's start
+    srand(7);
+    my ($t, @times) = ($T0);
+    for my $burst (1 .. 60) {
+        $t += int(rand(21)) * 3750 + int(rand(3750));
+        push @times, map { $t + 10 * $_ } 0 .. 39;
+        $t = $times[-1];
+    }
+    my @p = window(map { ['burst1', $W, 1, 0, 0, 0, 10, $_] } @times);
+    my @bad;
+    for my $i (0 .. $#times) {
+        my $now = $times[$i];
+        my $exact = grep { $_ > $now - $W } @times[0 .. $i];
+        my $sw = int(($now - $W) / 3750);
+        my $slack = grep { int($_ / 3750) == $sw } @times[0 .. $i];
+        push @bad, "request $i: $p[$i]{requests} for $exact (slack $slack)"
+            if abs($p[$i]{requests} - $exact) > $slack
+               || ($exact <= 128 && $p[$i]{requests} != $exact);
+    }
+    is_deeply(\@bad, [], 'counts exact within the ring, else within the '
+              . 'start\'s sub-window, over ' . @times . ' requests');
+};
+
 subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {
     my $w = 1000;
     $redis->cli('FLUSHALL');
