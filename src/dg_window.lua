@@ -193,74 +193,51 @@ if prior ~= 0 then
     if n > 0 then
         local ring = redis.call('GETRANGE', key, fmt('%d', ROFF),
                                 fmt('%d', ROFF + n * RSZ - 1))
+        -- where pat sits on the field at offset off of a record, from
+        -- position p on; nil when nowhere (made on this path only)
+        local function field(pat, off, p)
+            while true do
+                p = string.find(ring, pat, p, true)
+                if not p or (p - 1) % RSZ == off then
+                    return p
+                end
+                p = p + 1
+            end
+        end
         -- verified: a record sent the prior turn in this conversation.
         -- Its sent and opening fields are adjacent (offsets 8 and 10):
         -- one find of both, where a find per sender and a look at each
-        -- cost tens of microseconds for a key whose users repeat a turn
-        local verified, senders, seen, resent = false, 0, false, false
-        local pat, p = struct.pack('<I2I2', prior, opening), 1
-        while true do
-            p = string.find(ring, pat, p, true)
-            if not p then
-                break
-            end
-            if (p - 1) % RSZ == 8 then
-                verified = true
-                break
-            end
-            p = p + 1
-        end
-        -- else exactly one record sent it: two are enough to tell
+        -- cost tens of microseconds for a key whose users repeat a turn;
+        -- else exactly one record sent it: two finds are enough to tell
+        local verified = field(struct.pack('<I2I2', prior, opening), 8, 1)
+        local once = false
         if not verified then
-            pat, p = struct.pack('<I2', prior), 1
-            while senders < 2 do
-                p = string.find(ring, pat, p, true)
-                if not p then
-                    break
-                end
-                if (p - 1) % RSZ == 8 then
-                    senders = senders + 1
-                end
-                p = p + 1
-            end
+            local pat = struct.pack('<I2', prior)
+            local p = field(pat, 8, 1)
+            once = p ~= nil and field(pat, 8, p + 1) == nil
         end
-        if verified or senders == 1 then
+        if verified or once then
             prov = 1
             if long then
-                pat, p = struct.pack('<I2', sent), 1
-                while true do
-                    p = string.find(ring, pat, p, true)
-                    if not p then
-                        break
-                    end
-                    if (p - 1) % RSZ == 8
-                       and struct.unpack('<I2', ring, p + 2) ~= opening then
-                        resent = true
-                        break
-                    end
-                    p = p + 1
+                -- sent before in a conversation of another opening
+                local pat = struct.pack('<I2', sent)
+                local p = field(pat, 8, 1)
+                while p and struct.unpack('<I2', ring, p + 2) == opening do
+                    p = field(pat, 8, p + 1)
                 end
-            end
-            if resent then
-                again = 1
+                if p then
+                    again = 1
+                end
             end
         else
-            pat, p = struct.pack('<I2', opening), 1
-            while true do
-                p = string.find(ring, pat, p, true)
-                if not p then
-                    break
-                end
-                -- a record of this conversation whose history was not
-                -- its own (provenance 2 or 3: tf >= 32768)
-                if (p - 1) % RSZ == 10
-                   and struct.unpack('<I2', ring, p - 7) >= 32768 then
-                    seen = true
-                    break
-                end
-                p = p + 1
+            -- a record of this conversation whose history was not its
+            -- own (provenance 2 or 3: tf >= 32768)
+            local pat = struct.pack('<I2', opening)
+            local p = field(pat, 10, 1)
+            while p and struct.unpack('<I2', ring, p - 7) < 32768 do
+                p = field(pat, 10, p + 1)
             end
-            if seen then
+            if p then
                 prov = 3
             end
         end
