@@ -1185,7 +1185,7 @@ ctl_release(ctl_t *c, const char *key_id)
 {
     char          sname[CTL_ARG_MAX], wname[CTL_ARG_MAX];
     char          fname[CTL_ARG_MAX], ename[CTL_ARG_MAX], score[32];
-    char          maxlen[16], ttl[16];
+    char          maxlen[16], ttl[16], bst[16], bpu[16], btt[16], brt[16];
     redisReply   *r;
     ctl_state_t   st;
     long long     had_window;
@@ -1238,11 +1238,16 @@ ctl_release(ctl_t *c, const char *key_id)
          * the window's header holds the limiter's state too, which the
          * script reads instead of the hash (doc/redis-keys.md): cleared
          */
+        snprintf(bst, sizeof(bst), "%d", DG_WIN_STATE_OFF * 8);
+        snprintf(bpu, sizeof(bpu), "%d", (DG_WIN_STATE_OFF + 1) * 8);
+        snprintf(btt, sizeof(btt), "%d", (DG_WIN_STATE_OFF + 7) * 8);
+        snprintf(brt, sizeof(brt), "%d", (DG_WIN_STATE_OFF + 13) * 8);
+
         freeReplyObject(ctl_cmd(c, "BITFIELD", wname,
-                                "SET", "u8", "104", "0",     /* state */
-                                "SET", "u48", "112", "0",    /* pu */
-                                "SET", "u48", "160", "0",    /* tt */
-                                "SET", "u48", "208", "0",    /* rt */
+                                "SET", "u8", bst, "0",      /* state */
+                                "SET", "u48", bpu, "0",     /* pu */
+                                "SET", "u48", btt, "0",     /* tt */
+                                "SET", "u48", brt, "0",     /* rt */
                                 NULL));
     }
 

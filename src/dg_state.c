@@ -13,14 +13,25 @@
 #include "dg_state.h"
 
 
+/* a time of the window's header: 48 bits, little-endian */
+
+static void
+dg_state_le(unsigned char *p, uint64_t ms)
+{
+    unsigned  k;
+
+    for (k = 0; k < 6; k++) {
+        p[k] = (unsigned char) (ms >> (8 * k));
+    }
+}
+
+
 int
 dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
 {
     int            rc;
     char           score[16];
     size_t         len;
-    unsigned       k;
-    uint64_t       pu;
     unsigned char  hdr[13];
 
     dg_cmd_init(cmd);
@@ -137,23 +148,15 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
          * (8 + st * 2), pu and, as a penalty starts, tt
          */
         hdr[0] = (unsigned char) (8 | (((unsigned) req->to & 3) << 1));
-        pu = req->now_ms + req->penalty_ms;
         len = 1;
 
         if (req->penalty_ms) {
-            for (k = 0; k < 6; k++) {
-                hdr[1 + k] = (unsigned char) (pu >> (8 * k));
-            }
-
+            dg_state_le(hdr + 1, req->now_ms + req->penalty_ms);
             len = 7;
         }
 
         if (req->penalty_ms && req->fresh) {
-            for (k = 0; k < 6; k++) {
-                hdr[7 + k] = (unsigned char)
-                             ((req->now_ms + req->throttle_ms) >> (8 * k));
-            }
-
+            dg_state_le(hdr + 7, req->now_ms + req->throttle_ms);
             len = 13;
         }
 
