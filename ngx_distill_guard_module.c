@@ -1312,6 +1312,11 @@ ngx_http_distill_guard_state(ngx_http_request_t *r,
         }
     }
 
+    /* this worker's next requests of the key take the throttle at once */
+    if (v->penalty_ms) {
+        ngx_dg_window_penalise(ctx->key_id, sr.now_ms + v->penalty_ms);
+    }
+
     if (v->from == v->to) {
         return;
     }

@@ -91,6 +91,8 @@ typedef struct {
     ngx_atomic_t                redis_unavailable;
     ngx_atomic_t                redis_replies;
     ngx_atomic_t                redis_reconnects;
+    ngx_atomic_t                redis_native;   /* windows read without
+                                                   the script */
     ngx_atomic_t                redis_tls_handshakes;
     ngx_atomic_t                redis_tls_reused;
     ngx_atomic_t                limit_evicted;
@@ -218,6 +220,9 @@ struct ngx_dg_op_s {
     char                        key_id[DG_KEY_ID_LEN + 1];
     char                        subnet[48];
     dg_profile_t                profile;
+    ngx_uint_t                  native;     /* the gateway's own path: the
+                                               throttle's reply + 1, or 1 */
+    unsigned                    native_expire:1;
     char                        window[DG_WIN_SIZE];   /* the value */
     int64_t                     wreply[DG_WREPLY_N];
     ngx_uint_t                  nwreply;
@@ -298,6 +303,7 @@ void ngx_dg_redis_reply_error(redisReply *reply);
 /* ngx_distill_guard_window.c: a request's window and fan-out calls */
 ngx_dg_op_t *ngx_dg_window_op_alloc(void);
 ngx_int_t ngx_dg_window_send(ngx_dg_op_t *op);
+void ngx_dg_window_penalise(const char *key_id, uint64_t penalty_end_ms);
 void ngx_dg_window_exit_process(void);
 
 /* ngx_distill_guard_conf.c */

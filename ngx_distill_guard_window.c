@@ -9,6 +9,7 @@
 
 #include "ngx_distill_guard_module.h"
 #include "dg_reply.h"
+#include "dg_warm.h"
 
 
 /* the tag of the window exchange; fan-out exchanges carry their kind */
@@ -17,9 +18,15 @@
 
 static void ngx_dg_window_reply(ngx_dg_xchg_t *x);
 static void ngx_dg_window_op_free(ngx_dg_op_t *op);
+static ngx_int_t ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x);
+static void ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x);
+static uint64_t ngx_dg_window_local_ms(void);
 
 
 static ngx_dg_op_t  *ngx_dg_window_free;
+
+/* what this worker knows of the keys it saw (src/dg_warm.h) */
+static dg_warm_t     ngx_dg_warm;
 
 
 ngx_dg_op_t *
@@ -61,6 +68,11 @@ ngx_dg_window_exit_process(void)
 {
     ngx_dg_op_t  *op;
 
+    if (ngx_dg_warm.entry) {
+        ngx_free(ngx_dg_warm.entry);
+        ngx_dg_warm.entry = NULL;
+    }
+
     while (ngx_dg_window_free) {
         op = ngx_dg_window_free;
         ngx_dg_window_free = op->next;
@@ -91,6 +103,17 @@ ngx_dg_window_xchg(ngx_dg_op_t *op, ngx_uint_t tag)
     x->tag = tag;
 
     if (tag == NGX_DG_TAG_WINDOW) {
+        rc = ngx_dg_window_native(op, x);
+
+        if (rc == NGX_OK) {
+            goto send;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_dg_redis_xchg_free(x);
+            return NGX_ERROR;
+        }
+
         /* the script, then the value it wrote: one slot, one node */
         rc = dg_window_cmd(&cmd, &op->req, dmcf->window_sha);
 
@@ -109,6 +132,8 @@ ngx_dg_window_xchg(ngx_dg_op_t *op, ngx_uint_t tag)
         return rc == 1 ? NGX_DONE : NGX_ERROR;
     }
 
+send:
+
     sent = ngx_dg_redis_xchg_send(x);
 
     if (sent == NGX_OK) {
@@ -116,6 +141,77 @@ ngx_dg_window_xchg(ngx_dg_op_t *op, ngx_uint_t tag)
     }
 
     return sent;
+}
+
+
+/*
+ * The gateway's own path, when this worker knows the key's window is
+ * there (src/dg_warm.h): APPEND the record to the key's pending log,
+ * with the log's PEXPIRE when it is expected to start and the throttle's
+ * SET NX GET when the key is penalised, then MGET the window and the
+ * log.  NGX_OK: the commands are in x; NGX_DECLINED: the script's path.
+ */
+
+static ngx_int_t
+ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
+{
+    char             rec[DG_LOG_RSZ];
+    dg_cmd_t         cmd;
+    dg_warm_plan_t   plan;
+
+    if (ngx_dg_warm.entry == NULL) {
+        ngx_dg_warm.entry = ngx_calloc(DG_WARM_SLOTS
+                                       * sizeof(dg_warm_entry_t),
+                                       ngx_cycle->log);
+        if (ngx_dg_warm.entry == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    dg_warm_plan(&ngx_dg_warm, &op->req, op->req.now_ms, &plan);
+
+    if (!plan.native
+        || dg_log_record(rec, &op->req, plan.now_ms) != DG_LOG_RSZ
+        || dg_window_append_cmd(&cmd, &op->req, rec, DG_LOG_RSZ) != 0
+        || ngx_dg_redis_xchg_add(x, &cmd) != NGX_OK)
+    {
+        /* nothing added to x yet but, at worst, the APPEND */
+        return x->n ? NGX_ERROR : NGX_DECLINED;
+    }
+
+    op->native = 1;
+
+    if (plan.expire) {
+        if (dg_window_log_expire_cmd(&cmd, &op->req) != 0
+            || ngx_dg_redis_xchg_add(x, &cmd) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        op->native_expire = 1;
+    }
+
+    if (plan.throttle) {
+        if (dg_window_throttle_cmd(&cmd, &op->req, plan.now_ms,
+                                   plan.penalty_ms)
+               != 0
+            || ngx_dg_redis_xchg_add(x, &cmd) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        op->native = x->n;
+    }
+
+    if (dg_window_mget_cmd(&cmd, &op->req) != 0
+        || ngx_dg_redis_xchg_add(x, &cmd) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_dg_count(redis_native);
+
+    return NGX_OK;
 }
 
 
@@ -165,13 +261,7 @@ ngx_dg_window_reply(ngx_dg_xchg_t *x)
     }
 
     if (x->tag == NGX_DG_TAG_WINDOW) {
-        if (dg_reply_window(&op->profile, op->req.window_ms, x->reply[0],
-                            x->reply[1], op->window, op->wreply)
-            == 0)
-        {
-            op->nwreply = DG_WREPLY_N;
-            op->have_window = 1;
-        }
+        ngx_dg_window_learn(op, x);
 
     } else if (dg_reply_fanout(&op->profile, (dg_fanout_t) x->tag,
                                x->reply[0])
@@ -202,4 +292,81 @@ ngx_dg_window_reply(ngx_dg_xchg_t *x)
     }
 
     ngx_dg_window_op_free(op);
+}
+
+
+/*
+ * The window exchange's replies into the profile, and what they tell
+ * this worker of the key and of Redis's clock
+ */
+
+static void
+ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
+{
+    int          rc;
+    dg_cmd_t     cmd;
+    unsigned     pending;
+    redisReply  *thr;
+
+    pending = 0;
+
+    if (op->native) {
+        thr = (op->native > 1) ? x->reply[op->native - 1] : NULL;
+
+        rc = dg_reply_window_log(&op->profile, op->req.window_ms,
+                                 x->reply[0], thr, x->reply[x->n - 1],
+                                 op->window, op->wreply, &pending);
+
+        /*
+         * the log started with this record where this worker did not
+         * expect it (another's script folded it): its TTL now
+         */
+        if (rc == 0 && !op->native_expire
+            && x->reply[0]->integer == DG_LOG_RSZ
+            && dg_window_log_expire_cmd(&cmd, &op->req) == 0)
+        {
+            ngx_dg_redis_fire(&cmd);
+        }
+
+    } else {
+        rc = dg_reply_window(&op->profile, op->req.window_ms, x->reply[0],
+                             x->reply[1], op->window, op->wreply);
+
+        if (rc == 0) {
+            dg_warm_clock(&ngx_dg_warm,
+                          (uint64_t) op->wreply[DG_WREPLY_NOW_MS],
+                          ngx_dg_window_local_ms());
+        }
+    }
+
+    if (rc != 0) {
+        dg_warm_forget(&ngx_dg_warm, op->key_id);
+        return;
+    }
+
+    op->nwreply = DG_WREPLY_N;
+    op->have_window = 1;
+
+    dg_warm_learn(&ngx_dg_warm, op->key_id, op->window, op->req.window_ms,
+                  pending);
+}
+
+
+/* this worker penalised a key: its next requests take the throttle */
+
+void
+ngx_dg_window_penalise(const char *key_id, uint64_t penalty_end_ms)
+{
+    dg_warm_penalise(&ngx_dg_warm, key_id, penalty_end_ms);
+}
+
+
+static uint64_t
+ngx_dg_window_local_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
 }

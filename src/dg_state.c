@@ -42,11 +42,7 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
     switch (i) {
 
     case 0:
-        /*
-         * st: the state; pu: the penalty's end on Redis's clock; tt: the
-         * throttle's next slot, as the request that started the penalty
-         * took this one
-         */
+        /* st: the state; pu: the penalty's end on Redis's clock */
         rc = dg_cmd_add(cmd, "HSET", 4)
              | dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
                            req->prefix, req->key_id)
@@ -57,12 +53,6 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
             rc |= dg_cmd_add(cmd, "pu", 2)
                   | dg_cmd_addf(cmd, "%llu", (unsigned long long)
                                 (req->now_ms + req->penalty_ms));
-        }
-
-        if (req->penalty_ms && req->fresh) {
-            rc |= dg_cmd_add(cmd, "tt", 2)
-                  | dg_cmd_addf(cmd, "%llu", (unsigned long long)
-                                (req->now_ms + req->throttle_ms));
         }
 
         break;
@@ -144,8 +134,8 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
     case 7:
         /*
          * The limiter's state in the window's header, which the script
-         * reads instead of the hash (doc/redis-keys.md): the state byte
-         * (8 + st * 2), pu and, as a penalty starts, tt
+         * and the gateway read instead of the hash (doc/redis-keys.md):
+         * the state byte (8 + st * 2) and pu
          */
         hdr[0] = (unsigned char) (8 | (((unsigned) req->to & 3) << 1));
         len = 1;
@@ -153,11 +143,6 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
         if (req->penalty_ms) {
             dg_state_le(hdr + 1, req->now_ms + req->penalty_ms);
             len = 7;
-        }
-
-        if (req->penalty_ms && req->fresh) {
-            dg_state_le(hdr + 7, req->now_ms + req->throttle_ms);
-            len = 13;
         }
 
         rc = dg_cmd_add(cmd, "SETRANGE", 8)
@@ -175,6 +160,27 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
                            req->prefix, req->key_id)
              | dg_cmd_addf(cmd, "%llu", (unsigned long long) req->ttl_ms)
              | dg_cmd_add(cmd, "NX", 2);
+        break;
+
+    case 9:
+        /*
+         * A penalty that starts: the request that started it took the
+         * throttle's first period (the key the script and the gateway
+         * SET NX)
+         */
+        if (!req->penalty_ms || !req->fresh || !req->throttle_ms) {
+            return 1;
+        }
+
+        rc = dg_cmd_add(cmd, "SET", 3)
+             | dg_cmd_addf(cmd, "%.*s:{%s}:t", (int) req->prefix_len,
+                           req->prefix, req->key_id)
+             | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                           (req->now_ms + req->throttle_ms))
+             | dg_cmd_add(cmd, "PX", 2)
+             | dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                           (req->throttle_ms < req->penalty_ms
+                            ? req->throttle_ms : req->penalty_ms));
         break;
 
     default:

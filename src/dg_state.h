@@ -36,7 +36,7 @@ typedef struct {
 } dg_state_req_t;
 
 
-#define DG_STATE_CMDS           9           /* commands of a change, at most */
+#define DG_STATE_CMDS           10          /* commands of a change, at most */
 
 
 /*

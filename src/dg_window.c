@@ -42,7 +42,7 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
         return -1;
     }
 
-    if (dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len, 2)
+    if (dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len, 4)
         != 0)
     {
         return -1;
@@ -69,6 +69,10 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
     if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
                     req->key_id) != 0
         || dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:p", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:t", (int) req->prefix_len,
                        req->prefix, req->key_id) != 0
         || dg_cmd_add(cmd, args, dg_window_pack(args, v)) != 0)
     {
@@ -105,6 +109,14 @@ dg_window_pack(char *buf, const uint64_t *v)
 int
 dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
 {
+    return dg_window_key_cmd(cmd, req, "GET", 'w');
+}
+
+
+int
+dg_window_key_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *verb, char suffix)
+{
     dg_cmd_init(cmd);
 
     if (req->prefix == NULL || req->key_id == NULL
@@ -116,9 +128,9 @@ dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
         return -1;
     }
 
-    if (dg_cmd_add(cmd, "GET", 3) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0)
+    if (dg_cmd_add(cmd, verb, strlen(verb)) != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:%c", (int) req->prefix_len,
+                       req->prefix, req->key_id, suffix) != 0)
     {
         return -1;
     }

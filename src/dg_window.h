@@ -196,6 +196,13 @@ int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
 int dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 
 /*
+ * "<verb> <prefix>:{<key_id>}:<suffix>", the start of a command on one
+ * of the key's own keys (w, s, p, t); 0, or -1 on bad arguments.
+ */
+int dg_window_key_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *verb, char suffix);
+
+/*
  * The same for one cross-key counter; returns 1 when there is nothing to
  * count (no template fingerprint, no subnet), 0 when cmd is filled, -1 as
  * above.  Keys <prefix>:{h:<head hex>}:<b> and :<b + 1>, b = now_ms /

@@ -13,9 +13,15 @@ must agree with it and with src/dg_profile.h.
 
 KEYS[1]  <prefix>:{<key_id>}:w    the key's window (STRING)
 KEYS[2]  <prefix>:{<key_id>}:s    the key's state (HASH): st, pu,
-                                  tt, rt; read when the window starts
+                                  rt; read when the window starts
                                   afresh, the window's header holds
                                   the limiter's state (doc/redis-keys.md)
+KEYS[3]  <prefix>:{<key_id>}:p    the key's pending log (STRING): the
+                                  records of the requests the gateway
+                                  added without this script (APPEND),
+                                  folded into the window here first
+KEYS[4]  <prefix>:{<key_id>}:t    a penalised key's throttle (STRING:
+                                  the end of its period, PX the period)
 
 ARGV[1]  the request, packed little-endian in 43 bytes (one argument:
          parsing fifteen cost a third of the script's time):
@@ -64,6 +70,15 @@ value too, newer than this one.
 A refused request is still added to the window: the profile is of what
 the key sends, so a campaign that keeps knocking stays throttled.
 
+The pending log.  A request that claims no history, of a key whose
+window the gateway knows is there, does not call this script: the
+gateway APPENDs its record (20 bytes, little-endian: now_ms u48, the
+ring record's topic and flags u16, head and tail u24, sent u16, opening
+u16, then bytes u40) to KEYS[3] and reads the window and the log back
+(src/dg_window_log.c folds them as this script would).  Any call of
+this script first folds the log, oldest first, exactly as if each
+record had been a call, and deletes it.
+
 TTL: set to window_ms plus one sub-window when a sub-window starts:
 after a window without requests all records are stale, and the key is
 gone within one more sub-window.
@@ -81,6 +96,7 @@ local VERSION = 7
 local B24 = 16777216
 local HALF = 2147483648
 local ARGLEN = 43
+local LOGRSZ = 20
 
 local floor = math.floor
 
@@ -131,31 +147,44 @@ if fresh then
     n, nxt, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0
 end
 
--- a node whose clock is behind the newest record (a failover) is held at
--- it, so the ring stays in order
-if now < newest then
-    now = newest
+-- The pending log (see above), oldest first: its records come before
+-- this request.  GETDEL: it is folded by this call, whatever follows
+local lkey = KEYS[3]
+local log = lkey and redis.call('GETDEL', lkey)
+local m = log and floor(#log / LOGRSZ) or 0
+local lnewest = newest
+for i = 0, m - 1 do
+    local t = struct.unpack('<I6', log, i * LOGRSZ + 1)
+    if t > lnewest then
+        lnewest = t
+    end
 end
-local last = floor(newest / w)
+
+-- a node whose clock is behind the newest record (a failover, or a
+-- gateway's record a little ahead) is held at it, so the ring stays in
+-- order
+if now < lnewest then
+    now = lnewest
+end
 
 -- the limiter: the plain rate first, then the throttle of a penalised
 -- key; both are the generic cell rate algorithm on an arrival time
 local skey = KEYS[2]
 -- The limiter's state is in the header (doc/redis-keys.md): the state
--- byte (0: the key has no state; else 8 + st * 2), pu, tt and rt.  The
--- module writes the byte and pu (and tt, as a penalty starts) there when
--- it writes the state hash; this script writes tt and rt.  The hash is
+-- byte (0: the key has no state; else 8 + st * 2), pu and rt (tt, the
+-- bytes after pu, is no longer used: the throttle is KEYS[4], which the
+-- gateway's own path sets too).  The module writes the byte and pu there
+-- when it writes the state hash; this script writes rt.  The hash is
 -- read for a new window only: a key's state outlives its window there.
 -- Called with one key, the script keeps no limiter state
 local st = 0
 if not skey then
     sbyte, pu, tt, rt = 0, 0, 0, 0
 elseif fresh then
-    local lim = redis.call('HMGET', skey, 'st', 'pu', 'tt', 'rt')
+    local lim = redis.call('HMGET', skey, 'st', 'pu', 'rt')
     st = tonumber(lim[1]) or 0
     pu = tonumber(lim[2]) or 0
-    tt = tonumber(lim[3]) or 0
-    rt = tonumber(lim[4]) or 0
+    rt = tonumber(lim[3]) or 0
     sbyte = lim[1] and 8 + (st % 4) * 2 or 0
 elseif sbyte >= 8 then
     st = floor(sbyte / 2) % 4
@@ -174,11 +203,21 @@ if rate_ms > 0 then
     end
 end
 
-if refused == 0 and penalty > 0 and throttle_ms > 0 then
-    if tt > now then
-        refused, retry, remaining = 1, tt - now, 0
-    else
-        tt = now + throttle_ms
+-- the throttle: one request per throttle_ms, the period's end in
+-- KEYS[4] for its length, or the penalty's if shorter (SET NX: the
+-- gateway's own path does the same)
+local tkey = KEYS[4]
+if refused == 0 and penalty > 0 and throttle_ms > 0 and tkey then
+    local px = fmt('%d', math.min(throttle_ms, penalty))
+    local old = redis.call('SET', tkey, fmt('%d', now + throttle_ms), 'PX',
+                           px, 'NX', 'GET')
+    -- a period whose end has come by this clock (the key's PX runs on
+    -- Redis's, the tests' clock may differ) is over: this one starts one
+    local e = old and tonumber(old) or 0
+    if e > now then
+        refused, retry, remaining = 1, e - now, 0
+    elseif old then
+        redis.call('SET', tkey, fmt('%d', now + throttle_ms), 'PX', px)
     end
 end
 
@@ -190,9 +229,16 @@ end
 local prov, again = 0, 0
 if prior ~= 0 then
     prov = 2
-    if n > 0 then
-        local ring = redis.call('GETRANGE', key, fmt('%d', ROFF),
-                                fmt('%d', ROFF + n * RSZ - 1))
+    if n + m > 0 then
+        local ring = n > 0 and redis.call('GETRANGE', key, fmt('%d', ROFF),
+                                          fmt('%d', ROFF + n * RSZ - 1))
+                     or ''
+        -- the pending log's records, as the ring will hold them: whether
+        -- a record is oldest or newest does not matter to the finds
+        for i = 0, m - 1 do
+            ring = ring .. '\0\0\0'
+                   .. string.sub(log, i * LOGRSZ + 7, i * LOGRSZ + 15)
+        end
         -- where pat sits on the field at offset off of a record, from
         -- position p on; nil when nowhere (made on this path only)
         local function field(pat, off, p)
@@ -251,48 +297,49 @@ end
 -- told by the provenance (0 or 2)
 flags = flags - flags % 2 + again
 
--- This request's sub-window.  The header is followed by the counters
--- (requests, bytes) of the newest sub-window, last, then by those of
--- the 16 before it, sub-window x in slot x mod 16: a request in the
--- newest sub-window writes the header and its counters, 41 bytes at
--- offset 0, with the record; one that starts a sub-window closes the
--- newest into its slot and empties those between
-local b = floor(now / w)
+-- The records to add: the pending log's, then this request's.  The
+-- header is followed by the counters (requests, bytes) of the newest
+-- sub-window, last, then by those of the 16 before it, sub-window x in
+-- slot x mod 16: a record in the newest sub-window adds to its counters;
+-- one that starts a sub-window closes the newest into its slot and
+-- empties those between.  The header and the newest counters, 41 bytes
+-- at offset 0, are written once, after the records.
+local rec_tf = topic + flags * 4096 + prov * 16384
+local rec_ht = head + tail * 4096
+local last = floor(newest / w)
 local cc, cb = 0, 0
-if not fresh and b == last then
+if not fresh then
     cc, cb = struct.unpack('<I4I5', hb, HDR + 1)
 end
-if cc < 4294967295 then
-    cc = cc + 1
-end
-cb = math.min(cb + nbytes, 1099511627775)
-
-local newn = (n < RING) and n + 1 or RING
-local front = struct.pack('<BBBI4I6BI6I6I6I4I5', VERSION, newn,
-                          (nxt + 1) % RING, w, now, sbyte, pu, tt, rt,
-                          cc, cb)
-local rec = struct.pack('<I3HI3HH', floor(now / tu) % B24,
-                        topic + flags * 4096 + prov * 16384,
-                        head + tail * 4096, sent, opening)
-
--- The TTL is set when a sub-window starts, to one window and one
--- sub-window: a key lives at least a window after its last request
+local started = fresh
+local first
 if fresh then
     -- The whole value at its final size (SETRANGE never grows it later),
     -- zeros made by Redis: a SETRANGE past the end of a missing key
     -- makes it exactly that long, where a 1.7 KB string built in Lua and
     -- SET cost this call more than all the rest.  A value of another
-    -- layout goes first.  The front, the empty sub-windows and the first
-    -- record are adjacent
+    -- layout goes first
     if #hb > 0 then
         redis.call('DEL', key)
     end
     redis.call('SETRANGE', key, fmt('%d', SIZE - 1), '\0')
-    redis.call('SETRANGE', key, '0',
-               front .. string.rep('\0', SUBW * BSZ) .. rec)
-    redis.call('PEXPIRE', key, fmt('%d', window + w))
-else
-    if b > last then
+end
+
+local slot, t, tf, ht, snt, opn, nb = 0, 0, 0, 0, 0, 0, 0
+for i = 0, m do
+    if i < m then
+        t, tf, ht, snt, opn, nb =
+            struct.unpack('<I6HI3HHI5', log, i * LOGRSZ + 1)
+        if t < newest then
+            t = newest
+        end
+    else
+        t, tf, ht, snt, opn, nb = now, rec_tf, rec_ht, sent, opening, nbytes
+    end
+    local b = floor(t / w)
+    if fresh then
+        fresh = false
+    elseif b > last then
         local k = b - last - 1
         if k >= SUBW then
             -- the window holds none of the sub-windows before
@@ -302,7 +349,7 @@ else
             -- the newest closes into its slot; the k between are empty
             redis.call('SETRANGE', key,
                        fmt('%d', FRONT + (last % SUBW) * BSZ),
-                       string.sub(hb, HDR + 1, FRONT))
+                       struct.pack('<I4I5', cc, cb))
             if k > 0 then
                 local s = (last + 1) % SUBW
                 local k1 = math.min(k, SUBW - s)
@@ -314,14 +361,45 @@ else
                 end
             end
         end
-        redis.call('PEXPIRE', key, fmt('%d', window + w))
+        cc, cb = 0, 0
+        started = true
     end
+    last = b
+    if cc < 4294967295 then
+        cc = cc + 1
+    end
+    cb = math.min(cb + nb, 1099511627775)
+    local rec = struct.pack('<I3HI3HH', floor(t / tu) % B24, tf, ht, snt,
+                            opn)
+    if n == 0 and i == m then
+        -- the only record of a new value sits right after the empty
+        -- sub-windows: written with the front below, in one call
+        first = rec
+    else
+        redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+    end
+    slot, newest = nxt, t
+    nxt, n = (nxt + 1) % RING, (n < RING) and n + 1 or RING
+end
+
+-- tt (after pu) is written 0: the throttle is KEYS[4]
+local front = struct.pack('<BBBI4I6BI6I6I6I4I5', VERSION, n, nxt, w, now,
+                          sbyte, pu, 0, rt, cc, cb)
+if first then
+    redis.call('SETRANGE', key, '0',
+               front .. string.rep('\0', SUBW * BSZ) .. first)
+else
     redis.call('SETRANGE', key, '0', front)
-    redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+end
+
+-- The TTL is set when a sub-window starts, to one window and one
+-- sub-window: a key lives at least a window after its last request
+if started then
+    redis.call('PEXPIRE', key, fmt('%d', window + w))
 end
 
 -- the record's slot: the gateway reads the value with a GET that
 -- follows this script in the same pipeline.  One string: an array of
 -- integers costs Redis and the gateway an object each
-return struct.pack('<I6BBBBI6I6I4', now, prov, nxt, st, refused, penalty,
+return struct.pack('<I6BBBBI6I6I4', now, prov, slot, st, refused, penalty,
                    retry, remaining)

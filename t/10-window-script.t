@@ -460,12 +460,13 @@ subtest 'provenance: verified, fabricated and repeated histories' => sub {
 };
 
 subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
-    # two keys: the window and the state hash; ARGV 7 is the clock
+    # four keys: the window, the state hash, the pending log and the
+    # throttle; ARGV 7 is the clock
     my $call = sub {
         my ($id, $now, $throttle, $rate, $burst) = @_;
-        return fields(client(join ' ', 'EVALSHA', $WSHA, 2, "dg:{$id}:w",
-            "dg:{$id}:s", $W, 1, 0, 0, 1, 10, $now, $throttle, $rate, $burst,
-            0));
+        return fields(client(join ' ', 'EVALSHA', $WSHA, 4, "dg:{$id}:w",
+            "dg:{$id}:s", "dg:{$id}:p", "dg:{$id}:t", $W, 1, 0, 0, 1, 10,
+            $now, $throttle, $rate, $burst, 0));
     };
 
     # 2 r/s with a burst of 1: two at once pass, the third waits 500 ms
@@ -491,7 +492,10 @@ subtest 'limiter: plain rate and the throttle of a penalised key' => sub {
     is($p->{penalty_ms}, 0, 'no penalty once it ends');
     is($p->{refused}, 0, 'and nothing refused');
     is($redis->cli('HGET', 'dg:{thr1}:s', 'tt'), '',
-       'the throttle\'s time is in the window, not in the hash');
+       'the throttle\'s time is not in the hash');
+    is($redis->cli('GET', 'dg:{thr1}:t'), $T0 + 20_000,
+       'but in the throttle key: the end of the last period started');
+    ok($redis->cli('PTTL', 'dg:{thr1}:t') > 0, 'which has a TTL');
     ok($redis->cli('PTTL', 'dg:{thr1}:w') > 0, 'the window has a TTL');
 
     # no limit: no state hash written

@@ -1,0 +1,285 @@
+/*
+ * distill-guard engine: the pending log of a key's window (see
+ * src/dg_window_log.h), its record, its commands, and its fold into the
+ * window value, which must give, byte for byte, the value the window
+ * script makes of the same records (t/10 and the unit tests compare).
+ */
+
+#include <string.h>
+
+#include "dg_cmd.h"
+#include "dg_window_log.h"
+
+
+#define DG_B24              16777216
+#define DG_U40_MAX          1099511627775ULL
+
+
+static uint64_t dg_log_le(const unsigned char *p, unsigned bytes);
+static void dg_log_put(unsigned char *p, uint64_t v, unsigned bytes);
+
+
+size_t
+dg_log_record(char *buf, const dg_window_req_t *req, uint64_t now_ms)
+{
+    uint64_t              tf, ht;
+    unsigned char        *p;
+    const dg_features_t  *f;
+
+    f = req->features;
+
+    if (f == NULL || f->prior != 0) {
+        return 0;
+    }
+
+    /*
+     * as the script stores a request with no history: provenance none,
+     * the topic of its last turn, flags bit 1 cot (bit 0, a scripted
+     * follow-up, needs a history)
+     */
+    tf = f->topic_last % 4096 + (f->cot > 0 ? 2 : 0) * 4096;
+    ht = dg_fold12(f->template_head) + dg_fold12(f->template_tail) * 4096;
+
+    p = (unsigned char *) buf;
+
+    dg_log_put(p, now_ms, 6);
+    dg_log_put(p + 6, tf, 2);
+    dg_log_put(p + 8, ht, 3);
+    dg_log_put(p + 11, dg_fold16(f->sent), 2);
+    dg_log_put(p + 13, dg_fold16_opening(f->opening), 2);
+    dg_log_put(p + 15, f->bytes, 5);
+
+    return DG_LOG_RSZ;
+}
+
+
+unsigned
+dg_window_fold(char *value, int have, const char *log, size_t loglen,
+    uint64_t window_ms, unsigned mine, unsigned *slot, uint64_t *t)
+{
+    int                   fresh;
+    unsigned              n, nxt, i, m, s, k1;
+    uint64_t              w, tu, newest, last, b, k, cc, cb, tm;
+    unsigned char        *p, *r;
+    const unsigned char  *q;
+
+    p = (unsigned char *) value;
+    m = (unsigned) (loglen / DG_LOG_RSZ);
+
+    if (m == 0 || window_ms == 0) {
+        return 0;
+    }
+
+    w = (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+    tu = (window_ms + 4194303) / 4194304;
+
+    n = p[1];
+    nxt = p[2];
+
+    /* the script's test of a window to start afresh */
+    fresh = (!have || p[0] != DG_WIN_VERSION || dg_log_le(p + 3, 4) != w
+             || n < 1 || n > DG_WIN_RING || nxt >= DG_WIN_RING
+             || (n < DG_WIN_RING && nxt != n));
+
+    if (fresh) {
+        memset(p, 0, DG_WIN_SIZE);
+        n = 0;
+        nxt = 0;
+        newest = 0;
+        cc = 0;
+        cb = 0;
+
+    } else {
+        newest = dg_log_le(p + 7, 6);
+        cc = dg_log_le(p + DG_WIN_HDR, 4);
+        cb = dg_log_le(p + DG_WIN_HDR + 4, 5);
+    }
+
+    last = newest / w;
+
+    for (i = 0; i < m; i++) {
+        q = (const unsigned char *) log + i * DG_LOG_RSZ;
+
+        tm = dg_log_le(q, 6);
+        if (tm < newest) {
+            tm = newest;
+        }
+
+        b = tm / w;
+
+        if (fresh) {
+            fresh = 0;
+
+        } else if (b > last) {
+            k = b - last - 1;
+
+            if (k >= DG_WIN_SUBW) {
+                memset(p + DG_WIN_FRONT, 0, DG_WIN_SUBW * DG_WIN_BSZ);
+
+            } else {
+                /* the newest closes into its slot; the k between empty */
+                r = p + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ;
+                dg_log_put(r, cc, 4);
+                dg_log_put(r + 4, cb, 5);
+
+                if (k > 0) {
+                    s = (unsigned) ((last + 1) % DG_WIN_SUBW);
+                    k1 = DG_WIN_SUBW - s;
+                    if (k < k1) {
+                        k1 = (unsigned) k;
+                    }
+
+                    memset(p + DG_WIN_FRONT + s * DG_WIN_BSZ, 0,
+                           k1 * DG_WIN_BSZ);
+
+                    if (k > k1) {
+                        memset(p + DG_WIN_FRONT, 0,
+                               (size_t) (k - k1) * DG_WIN_BSZ);
+                    }
+                }
+            }
+
+            cc = 0;
+            cb = 0;
+        }
+
+        last = b;
+
+        if (cc < 0xffffffffULL) {
+            cc++;
+        }
+
+        cb += dg_log_le(q + 15, 5);
+        if (cb > DG_U40_MAX) {
+            cb = DG_U40_MAX;
+        }
+
+        /* the ring record: its 24-bit time, then tf, ht, sent, opening */
+        r = p + DG_WIN_ROFF + nxt * DG_WIN_RSZ;
+        dg_log_put(r, (tm / tu) % DG_B24, 3);
+        memcpy(r + 3, q + 6, DG_WIN_RSZ - 3);
+
+        if (i == mine) {
+            *slot = nxt;
+            *t = tm;
+        }
+
+        newest = tm;
+        nxt = (nxt + 1) % DG_WIN_RING;
+
+        if (n < DG_WIN_RING) {
+            n++;
+        }
+    }
+
+    /* the front as the script writes it: tt (after pu) is 0 */
+    p[0] = DG_WIN_VERSION;
+    p[1] = (unsigned char) n;
+    p[2] = (unsigned char) nxt;
+    dg_log_put(p + 3, w, 4);
+    dg_log_put(p + 7, newest, 6);
+    dg_log_put(p + DG_WIN_STATE_OFF + 7, 0, 6);
+    dg_log_put(p + DG_WIN_HDR, cc, 4);
+    dg_log_put(p + DG_WIN_HDR + 4, cb, 5);
+
+    return m;
+}
+
+
+int
+dg_window_append_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *rec, size_t len)
+{
+    if (dg_window_key_cmd(cmd, req, "APPEND", 'p') != 0
+        || dg_cmd_add(cmd, rec, len) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_window_log_expire_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
+{
+    uint64_t  w;
+
+    w = (req->window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+
+    if (dg_window_key_cmd(cmd, req, "PEXPIRE", 'p') != 0
+        || dg_cmd_addf(cmd, "%llu",
+                       (unsigned long long) (req->window_ms + w)) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_window_throttle_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    uint64_t now_ms, uint64_t penalty_ms)
+{
+    uint64_t  px;
+
+    /* the key lives no longer than the penalty, as the script's */
+    px = (penalty_ms && penalty_ms < req->throttle_ms) ? penalty_ms
+                                                        : req->throttle_ms;
+
+    if (req->throttle_ms == 0
+        || dg_window_key_cmd(cmd, req, "SET", 't') != 0
+        || dg_cmd_addf(cmd, "%llu",
+                       (unsigned long long) (now_ms + req->throttle_ms))
+           != 0
+        || dg_cmd_add(cmd, "PX", 2) != 0
+        || dg_cmd_addf(cmd, "%llu", (unsigned long long) px) != 0
+        || dg_cmd_add(cmd, "NX", 2) != 0
+        || dg_cmd_add(cmd, "GET", 3) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_window_mget_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
+{
+    if (dg_window_key_cmd(cmd, req, "MGET", 'w') != 0
+        || dg_cmd_addf(cmd, "%.*s:{%s}:p", (int) req->prefix_len,
+                       req->prefix, req->key_id) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static uint64_t
+dg_log_le(const unsigned char *p, unsigned bytes)
+{
+    uint64_t  v;
+
+    v = 0;
+
+    while (bytes--) {
+        v = (v << 8) | p[bytes];
+    }
+
+    return v;
+}
+
+
+static void
+dg_log_put(unsigned char *p, uint64_t v, unsigned bytes)
+{
+    unsigned  k;
+
+    for (k = 0; k < bytes; k++) {
+        p[k] = (unsigned char) (v >> (8 * k));
+    }
+}

@@ -1,0 +1,70 @@
+/*
+ * distill-guard engine: the gateway's own path to a key's window, without
+ * the window script.  A request that claims no history, of a key whose
+ * window this worker knows is there, APPENDs its record to the key's
+ * pending log <prefix>:{<key_id>}:p and reads the window and the log
+ * back (MGET); a penalised key's throttle is SET <prefix>:{<key_id>}:t
+ * NX GET.  The gateway folds the log into the window as the script
+ * would (dg_window_fold), and the script folds it for good at its next
+ * call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
+ * Plain C: no nginx, no hiredis.
+ */
+
+#ifndef DG_WINDOW_LOG_H
+#define DG_WINDOW_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dg_profile.h"
+#include "dg_window.h"
+
+
+#define DG_LOG_RSZ          20          /* now u48, tf u16, ht u24, sent
+                                           u16, opening u16, bytes u40 */
+#define DG_LOG_MAX          16          /* records a log holds before the
+                                           script folds it */
+
+
+/*
+ * The record of this request as the script would add it (provenance
+ * none: the request claims no history), at now_ms on Redis's clock, into
+ * buf (DG_LOG_RSZ bytes).  Returns DG_LOG_RSZ, or 0 if the request
+ * claims a history or has no features.
+ */
+size_t dg_log_record(char *buf, const dg_window_req_t *req,
+    uint64_t now_ms);
+
+/*
+ * Adds the log's records (loglen / DG_LOG_RSZ of them, oldest first) to
+ * the window value (DG_WIN_SIZE bytes) exactly as the window script
+ * does at its start; a value that is not a window of this layout for
+ * window_ms (have == 0: the key has no window) starts afresh, with no
+ * limiter state.  *slot and *t get the ring slot and time of record
+ * mine (0-based); both are left as they are when the log holds fewer.
+ * Returns the records added.
+ */
+unsigned dg_window_fold(char *value, int have, const char *log,
+    size_t loglen, uint64_t window_ms, unsigned mine, unsigned *slot,
+    uint64_t *t);
+
+/* APPEND <prefix>:{<key_id>}:p <record>; 0, or -1 on bad arguments */
+int dg_window_append_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *rec, size_t len);
+
+/* PEXPIRE of the log: one window and one sub-window, as the window's */
+int dg_window_log_expire_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
+
+/*
+ * SET <prefix>:{<key_id>}:t <now + throttle_ms> PX <throttle_ms, or the
+ * penalty_ms left if shorter> NX GET: the throttle's period, as the
+ * script takes it
+ */
+int dg_window_throttle_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    uint64_t now_ms, uint64_t penalty_ms);
+
+/* MGET <prefix>:{<key_id>}:w <prefix>:{<key_id>}:p */
+int dg_window_mget_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
+
+
+#endif /* DG_WINDOW_LOG_H */
