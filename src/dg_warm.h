@@ -5,8 +5,9 @@
  * until a window after its newest record (the script's TTL); its penalty
  * is known from the window's header or from this worker's own verdict;
  * the clock is Redis's, as the window script's replies tell it.  A fixed
- * table, one entry per slot (a key pushes out the one it collides with):
- * what a worker does not know only sends a request to the script.
+ * table, four entries a slot (a key pushes out the one whose window is
+ * known least): what a worker does not know only sends a request to the
+ * script.
  * Plain C, no nginx; one table per worker process, no locks.
  */
 
@@ -20,6 +21,7 @@
 
 
 #define DG_WARM_SLOTS       16384       /* per worker: 512 KB */
+#define DG_WARM_WAYS        4           /* entries a key may take */
 #define DG_WARM_CLOCK_MS    10000       /* an offset this old is asked
                                            afresh (a script call) */
 #define DG_WARM_MARGIN_MS   1000        /* clocks differ: the window is

@@ -325,16 +325,22 @@ if fresh then
     redis.call('SETRANGE', key, fmt('%d', SIZE - 1), '\0')
 end
 
-local slot, t, tf, ht, snt, opn, nb = 0, 0, 0, 0, 0, 0, 0
+-- a log's records are written in one SETRANGE per run of slots (two at
+-- most: the ring wraps once), seg holding those not written yet
+local slot, seg, seg_at = 0, nil, 0
 for i = 0, m do
+    local t, nb, body
     if i < m then
-        t, tf, ht, snt, opn, nb =
-            struct.unpack('<I6HI3HHI5', log, i * LOGRSZ + 1)
+        -- the log's record: its time and bytes; the rest is the ring's
+        local o = i * LOGRSZ
+        t = struct.unpack('<I6', log, o + 1)
+        nb = struct.unpack('<I5', log, o + 16)
+        body = string.sub(log, o + 7, o + 15)
         if t < newest then
             t = newest
         end
     else
-        t, tf, ht, snt, opn, nb = now, rec_tf, rec_ht, sent, opening, nbytes
+        t, nb = now, nbytes
     end
     local b = floor(t / w)
     if fresh then
@@ -369,14 +375,26 @@ for i = 0, m do
         cc = cc + 1
     end
     cb = math.min(cb + nb, 1099511627775)
-    local rec = struct.pack('<I3HI3HH', floor(t / tu) % B24, tf, ht, snt,
-                            opn)
-    if n == 0 and i == m then
-        -- the only record of a new value sits right after the empty
-        -- sub-windows: written with the front below, in one call
-        first = rec
+    if body then
+        if not seg then
+            seg, seg_at = {}, nxt
+        end
+        seg[#seg + 1] = struct.pack('<I3', floor(t / tu) % B24) .. body
+        if nxt == RING - 1 or i == m - 1 then
+            redis.call('SETRANGE', key, fmt('%d', ROFF + seg_at * RSZ),
+                       table.concat(seg))
+            seg = nil
+        end
     else
-        redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+        local rec = struct.pack('<I3HI3HH', floor(t / tu) % B24, rec_tf,
+                                rec_ht, sent, opening)
+        if n == 0 then
+            -- the only record of a new value sits right after the empty
+            -- sub-windows: written with the front below, in one call
+            first = rec
+        else
+            redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+        end
     end
     slot, newest = nxt, t
     nxt, n = (nxt + 1) % RING, (n < RING) and n + 1 or RING
