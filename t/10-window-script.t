@@ -299,6 +299,65 @@ subtest 'bursts and idle sub-windows' => sub {
               . 'start\'s sub-window, over ' . @times . ' requests');
 };
 
+subtest 'the pending log: folded by the script and by the gateway alike' => sub {
+    # the same requests made by the script one by one (key fa), and by
+    # the script for the first and the last with the others appended to
+    # the log between (key fb): the values must be the same bytes, and
+    # the gateway's fold of the log (window_client FOLD) the same again.
+    # Gaps of 0 to 20 sub-windows (3,750 ms), a record of the log older
+    # than the window's newest (a gateway clock behind)
+    srand(11);
+    my ($t, @req) = ($T0);
+    for my $i (1 .. 150) {
+        $t += int(rand(3)) ? int(rand(500)) : int(rand(21)) * 3750;
+        push @req, [$t, int(rand(4096)), int(rand(4096)), 1 + 2 * int(rand(2)),
+                    100 + int(rand(5000))];
+    }
+    $req[70][0] -= 5000;
+    my $args = sub {
+        my ($id, $r) = @_;
+        return [$id, $W, 0, $r->[1], $r->[2], $r->[3], $r->[4], $r->[0]];
+    };
+    my $rec = sub {
+        my ($r) = @_;
+        # now u48, tf u16 (topic_last 0; flags bit 1: cot), ht u24, sent,
+        # opening, bytes u40
+        my $tf = ($r->[3] & 2) ? 2 * 4096 : 0;
+        return substr(pack('Q<', $r->[0]), 0, 6) . pack('v', $tf)
+            . substr(pack('V', $r->[1] + $r->[2] * 4096), 0, 3)
+            . pack('vv', 0, 0) . substr(pack('Q<', $r->[4]), 0, 5);
+    };
+    # binary values through redis-cli: in hex, made and read by Lua
+    my $hex = sub {
+        $redis->cli('EVAL', "return (string.gsub(redis.call('GET', KEYS[1])"
+            . " or '', '.', function(c) return string.format('%02x',"
+            . " c:byte()) end))", 1, $_[0]);
+    };
+    my $append = sub {
+        $redis->cli('EVAL', "return redis.call('APPEND', KEYS[1],"
+            . " (string.gsub(ARGV[1], '..', function(h) return"
+            . " string.char(tonumber(h, 16)) end)))", 1, $_[0],
+            unpack('H*', $_[1]));
+    };
+
+    my $last = pop @req;
+    window(map { $args->('fa', $_) } @req);
+    window($args->('fb', $req[0]));
+    $append->('dg:{fb}:p', $rec->($_)) for @req[1 .. $#req];
+    my ($c) = client("FOLD dg:{fb}:w dg:{fb}:p $W");
+    is($c, $hex->('dg:{fa}:w'), 'the gateway\'s fold of ' . $#req
+       . ' records gives the value the script made of them');
+    # with the four keys the module sends: the log is KEYS[3]
+    for my $id ('fa', 'fb') {
+        my (undef, @a) = @{ $args->($id, $last) };
+        client(join ' ', 'EVALSHA', $WSHA, 4,
+               map({ "dg:{$id}:$_" } qw(w s p t)), @a);
+    }
+    is($hex->('dg:{fb}:w'), $hex->('dg:{fa}:w'),
+       'the script\'s fold and its own record: the same value');
+    is($redis->cli('EXISTS', 'dg:{fb}:p'), 0, 'the log is gone');
+};
+
 subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {
     my $w = 1000;
     $redis->cli('FLUSHALL');

@@ -771,9 +771,12 @@ test_state_to_throttle(void **state)
     req.signals = "";
     t_state_all(&t, &req);
 
-    /* a new penalty: the crossing request took the throttle's slot */
+    /* a new penalty: the crossing request took the throttle's period */
     assert_string_equal(t.text[0],
-        "HSET dg:{" T_KEY_ID "}:s st 2 pu 1700000600000 tt 1700000010000");
+        "HSET dg:{" T_KEY_ID "}:s st 2 pu 1700000600000");
+    assert_int_equal(t.rc[9], 0);
+    assert_string_equal(t.text[9],
+        "SET dg:{" T_KEY_ID "}:t 1700000010000 PX 10000");
     assert_string_equal(t.text[1], "PEXPIRE dg:{" T_KEY_ID "}:s 4200000");
     assert_int_equal(t.rc[2], 0);
     assert_string_equal(t.text[2], "ZADD dg:flagged GT 1.000 " T_KEY_ID);
@@ -786,6 +789,7 @@ test_state_to_throttle(void **state)
     t_state_req(&req, DG_ACTION_PASS, DG_ACTION_TAG, 0);
     t_state_all(&t, &req);
     assert_string_equal(t.text[0], "HSET dg:{" T_KEY_ID "}:s st 1");
+    assert_int_equal(t.rc[9], 1);
     assert_int_equal(t.rc[2], 0);
     assert_non_null(strstr(t.text[5], " from pass to tag "));
 }
@@ -814,7 +818,7 @@ test_state_header(void **state)
 
     (void) state;
 
-    /* a new penalty: the state byte, pu and the throttle's first slot */
+    /* a new penalty: the state byte and pu (the throttle is its key) */
     t_state_req(&req, DG_ACTION_PASS, DG_ACTION_THROTTLE, 600000);
     assert_int_equal(dg_state_cmd(&cmd, &req, 7), 0);
     assert_int_equal(cmd.argc, 4);
@@ -822,12 +826,11 @@ test_state_header(void **state)
     assert_memory_equal(cmd.argv[1], "dg:{" T_KEY_ID "}:w",
                         cmd.argvlen[1]);
     assert_memory_equal(cmd.argv[2], "13", 2);
-    assert_int_equal(cmd.argvlen[3], 13);
+    assert_int_equal(cmd.argvlen[3], 7);
     assert_int_equal((unsigned char) cmd.argv[3][0], 8 + 2 * 2);
     assert_true(t_le(cmd.argv[3] + 1, 6) == 1700000600000ULL);
-    assert_true(t_le(cmd.argv[3] + 7, 6) == 1700000010000ULL);
 
-    /* a renewed one keeps the throttle where the script has it */
+    /* a renewed one: the same */
     t_state_req(&req, DG_ACTION_THROTTLE, DG_ACTION_THROTTLE, 600000);
     assert_int_equal(dg_state_cmd(&cmd, &req, 7), 0);
     assert_int_equal(cmd.argvlen[3], 7);
@@ -942,7 +945,9 @@ test_policy_restart(void **state)
     t_state_all(&t, &req);
 
     assert_string_equal(t.text[0],
-        "HSET dg:{" T_KEY_ID "}:s st 2 pu 1700000600000 tt 1700000010000");
+        "HSET dg:{" T_KEY_ID "}:s st 2 pu 1700000600000");
+    assert_string_equal(t.text[9],
+        "SET dg:{" T_KEY_ID "}:t 1700000010000 PX 10000");
 }
 
 

@@ -145,16 +145,18 @@ test_window_cmd_evalsha(void **state)
     t.f.opening = 0x12345678;
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    assert_int_equal(cmd.argc, 6);
+    assert_int_equal(cmd.argc, 8);
 
     t_arg_eq(&cmd, 0, "EVALSHA");
     t_arg_eq(&cmd, 1, T_SHA);
-    t_arg_eq(&cmd, 2, "2");
+    t_arg_eq(&cmd, 2, "4");
     t_arg_eq(&cmd, 3, "dg:{" T_KEY_ID "}:w");
     t_arg_eq(&cmd, 4, "dg:{" T_KEY_ID "}:s");
+    t_arg_eq(&cmd, 5, "dg:{" T_KEY_ID "}:p");
+    t_arg_eq(&cmd, 6, "dg:{" T_KEY_ID "}:t");
 
     /* one packed argument */
-    t_unpack(&cmd, 5, v);
+    t_unpack(&cmd, 7, v);
     assert_int_equal(v[DG_WARG_WINDOW_MS], 60000);
     assert_int_equal(v[DG_WARG_TOPIC], 4095);
     /* the fingerprints folded as the window stores them */
@@ -177,7 +179,7 @@ test_window_cmd_evalsha(void **state)
     /* the tests' clock replaces TIME */
     t.req.clock_ms = T_NOW_MS;
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    t_unpack(&cmd, 5, v);
+    t_unpack(&cmd, 7, v);
     assert_true(v[DG_WARG_NOW_MS] == T_NOW_MS);
 
     assert_string_equal(t_hash_tag(&cmd, 3), T_KEY_ID);
@@ -202,7 +204,7 @@ test_window_cmd_eval(void **state)
     t_req_init(&t);
 
     assert_int_equal(dg_window_cmd(&cmd, &t.req, NULL), 0);
-    assert_int_equal(cmd.argc, 6);
+    assert_int_equal(cmd.argc, 8);
 
     t_arg_eq(&cmd, 0, "EVAL");
     assert_ptr_equal(cmd.argv[1], dg_window_lua);
@@ -210,7 +212,7 @@ test_window_cmd_eval(void **state)
     assert_true(dg_window_lua_len > 0);
     assert_int_equal(strlen(dg_window_lua), dg_window_lua_len);
     assert_non_null(strstr(dg_window_lua, "redis.call('TIME')"));
-    t_arg_eq(&cmd, 2, "2");
+    t_arg_eq(&cmd, 2, "4");
     t_arg_eq(&cmd, 3, "dg:{" T_KEY_ID "}:w");
 
     for (i = 0; i < cmd.argc; i++) {
@@ -258,7 +260,7 @@ test_window_cmd_flags(void **state)
         t.f.bytes = 0;
 
         assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-        t_unpack(&cmd, 5, v);
+        t_unpack(&cmd, 7, v);
         assert_int_equal(v[DG_WARG_TOPIC], 0);
         assert_int_equal(v[DG_WARG_HEAD], 0);
         assert_int_equal(v[DG_WARG_TAIL], 0);
@@ -301,8 +303,8 @@ test_window_cmd_prefix(void **state)
         }
     }
 
-    /* both keys carry the prefix: about half the storage each */
-    assert_true(len > 200);
+    /* the four keys carry the prefix: about a quarter of it each */
+    assert_true(len > 100);
     assert_true(cmd.used <= sizeof(cmd.buf));
     assert_int_equal(cmd.argvlen[3], len + sizeof(":{" T_KEY_ID "}:w") - 1);
 
@@ -356,7 +358,7 @@ test_window_cmd_invalid(void **state)
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), -1);
     t.req.window_ms = UINT64_C(2147483647);
     assert_int_equal(dg_window_cmd(&cmd, &t.req, T_SHA), 0);
-    t_unpack(&cmd, 5, v);
+    t_unpack(&cmd, 7, v);
     assert_true(v[DG_WARG_WINDOW_MS] == UINT64_C(2147483647));
 }
 

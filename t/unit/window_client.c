@@ -12,7 +12,10 @@
  *   single_turn cot gap_mean_ms gap_cv bytes state penalty_ms refused
  *   retry_ms remaining now_ms verified fabricated prefix provenance
  *
- * "bad" when the engine refuses it.  Other replies: integers, strings
+ * "bad" when the engine refuses it.  "FOLD <window key> <log key>
+ * <window_ms>" reads both and prints, in hex, the window with the log
+ * folded in by the gateway's code (dg_window_fold), nothing changed in
+ * Redis.  Other replies: integers, strings
  * and errors as redis-cli prints them, arrays flattened on one line.
  *
  *   window_client <port>
@@ -27,6 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "dg_profile.h"
+#include "dg_window_log.h"
 
 
 #define T_ARGS  64
@@ -35,6 +39,8 @@
 static void t_print(redisContext *c, redisReply *r, const char *argv[],
     int argc);
 static void t_flat(redisReply *r);
+static void t_fold(redisContext *c, const char *wkey, const char *pkey,
+    uint64_t window_ms);
 static int t_window_call(const char *argv[], int argc);
 static int t_pack(const char *argv[], size_t *lens, int argc, char *packed);
 
@@ -78,6 +84,12 @@ main(int argc, char **argv)
         }
 
         if (n == 0) {
+            continue;
+        }
+
+        if (strcmp(args[0], "FOLD") == 0 && n == 4) {
+            t_fold(c, args[1], args[2], strtoull(args[3], NULL, 10));
+            fflush(stdout);
             continue;
         }
 
@@ -258,4 +270,44 @@ t_flat(redisReply *r)
     default:
         printf("%.*s", (int) r->len, r->str);
     }
+}
+
+
+static void
+t_fold(redisContext *c, const char *wkey, const char *pkey,
+    uint64_t window_ms)
+{
+    int          have;
+    char         value[DG_WIN_SIZE];
+    size_t       i;
+    unsigned     slot;
+    uint64_t     t;
+    redisReply  *w, *l;
+
+    w = redisCommand(c, "GET %s", wkey);
+    l = redisCommand(c, "GET %s", pkey);
+
+    if (w == NULL || l == NULL) {
+        fprintf(stderr, "redis: %s\n", c->errstr);
+        exit(1);
+    }
+
+    have = (w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE);
+    if (have) {
+        memcpy(value, w->str, DG_WIN_SIZE);
+    }
+
+    (void) dg_window_fold(value, have,
+                          l->type == REDIS_REPLY_STRING ? l->str : NULL,
+                          l->type == REDIS_REPLY_STRING ? l->len : 0,
+                          window_ms, 0, &slot, &t);
+
+    for (i = 0; i < DG_WIN_SIZE; i++) {
+        printf("%02x", (unsigned char) value[i]);
+    }
+
+    printf("\n");
+
+    freeReplyObject(w);
+    freeReplyObject(l);
 }
