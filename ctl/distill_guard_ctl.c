@@ -27,6 +27,7 @@
 #include "dg_state.h"
 #include "dg_window.h"
 #include "dg_window_state.h"
+#include "dg_window_log.h"
 
 
 #define CTL_EXIT_USAGE      1
@@ -899,6 +900,61 @@ ctl_profile_json(dg_window_state_t *ws)
 }
 
 
+/*
+ * The pending log (doc/redis-keys.md) folded into the window reply w as
+ * the gateway and the script fold it; w becomes a window of the records
+ * of both.  The log's reply is freed.
+ */
+
+static void
+ctl_fold_log(ctl_t *c, redisReply *w, redisReply *log)
+{
+    int         have;
+    char       *v;
+    unsigned    slot;
+    uint64_t    window_ms, t;
+
+    have = (w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE);
+
+    /* the window's length: as given, else 16 of its sub-windows */
+    window_ms = c->window_ms;
+    if (window_ms == 0 && have) {
+        window_ms = (uint64_t) ((unsigned char) w->str[3]
+                                | (unsigned char) w->str[4] << 8
+                                | (unsigned char) w->str[5] << 16
+                                | (uint32_t) (unsigned char) w->str[6] << 24)
+                    * DG_WIN_SUBW;
+    }
+
+    if (log->type != REDIS_REPLY_STRING || log->len < DG_LOG_RSZ
+        || window_ms == 0 || (w->type == REDIS_REPLY_STRING && !have))
+    {
+        freeReplyObject(log);
+        return;
+    }
+
+    v = malloc(DG_WIN_SIZE);
+    if (v == NULL) {
+        ctl_fail(CTL_EXIT_USAGE, "out of memory");
+    }
+
+    if (have) {
+        memcpy(v, w->str, DG_WIN_SIZE);
+    }
+
+    (void) dg_window_fold(v, have, log->str, log->len, window_ms, 0, &slot,
+                          &t);
+
+    /* hiredis frees the reply's string with free() */
+    free(w->str);
+    w->str = v;
+    w->len = DG_WIN_SIZE;
+    w->type = REDIS_REPLY_STRING;
+
+    freeReplyObject(log);
+}
+
+
 static int
 ctl_show(ctl_t *c, const char *key_id)
 {
@@ -918,6 +974,10 @@ ctl_show(ctl_t *c, const char *key_id)
     ctl_key_name(c, name, sizeof(name), key_id, "w");
     w = ctl_cmd(c, "GET", name, NULL);
     ttl = ctl_cmd(c, "PTTL", name, NULL);
+
+    /* the records the gateway appended to the pending log belong too */
+    ctl_key_name(c, name, sizeof(name), key_id, "p");
+    ctl_fold_log(c, w, ctl_cmd(c, "GET", name, NULL));
 
     ctl_key_name(c, name, sizeof(name), NULL, "flagged");
     score = ctl_cmd(c, "ZSCORE", name, key_id, NULL);
@@ -1184,6 +1244,7 @@ static int
 ctl_release(ctl_t *c, const char *key_id)
 {
     char          sname[CTL_ARG_MAX], wname[CTL_ARG_MAX];
+    char          pname[CTL_ARG_MAX], tname[CTL_ARG_MAX];
     char          fname[CTL_ARG_MAX], ename[CTL_ARG_MAX], score[32];
     char          maxlen[16], ttl[16], bst[16], bpu[16], btt[16], brt[16];
     redisReply   *r;
@@ -1194,6 +1255,8 @@ ctl_release(ctl_t *c, const char *key_id)
 
     ctl_key_name(c, sname, sizeof(sname), key_id, "s");
     ctl_key_name(c, wname, sizeof(wname), key_id, "w");
+    ctl_key_name(c, pname, sizeof(pname), key_id, "p");
+    ctl_key_name(c, tname, sizeof(tname), key_id, "t");
     ctl_key_name(c, fname, sizeof(fname), NULL, "flagged");
     ctl_key_name(c, ename, sizeof(ename), NULL, "events");
 
@@ -1230,8 +1293,12 @@ ctl_release(ctl_t *c, const char *key_id)
                                 "tt", "0", "rt", "0", NULL));
     }
 
+    /* the throttle's period ends with the penalty */
+    freeReplyObject(ctl_cmd(c, "DEL", tname, NULL));
+
     if (!c->keep_window) {
-        freeReplyObject(ctl_cmd(c, "DEL", wname, NULL));
+        /* the window and its pending log (doc/redis-keys.md) */
+        freeReplyObject(ctl_cmd(c, "DEL", wname, pname, NULL));
 
     } else if (had_window) {
         /*

@@ -2,8 +2,9 @@
  * libFuzzer target: what Redis answers, as the transport hands it to the
  * engine.  The input is RESP bytes, parsed by hiredis's redisReader as
  * the transport does; each reply is then read as a CLUSTER SLOTS map, as
- * an error that may redirect, as a fan-out count and, paired with the
- * next, as the window exchange's two replies.  Checks that what comes
+ * an error that may redirect, as a fan-out count, paired with the
+ * next as the window exchange's two replies, and with the next two as
+ * the replies of the gateway's own path (the log folded in).  Checks that what comes
  * out stays in range.
  *
  *   make fuzz && build/fuzz/fuzz_reply -max_total_time=60
@@ -63,6 +64,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dg_redirect_t     rdr;
     dg_slot_range_t   ranges[16];
     int64_t           v[DG_WREPLY_N];
+    unsigned          pending;
     char              value[DG_WIN_SIZE];
 
     if (f_huge(data, size)) {
@@ -129,6 +131,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             && dg_reply_window(&p, 60000, rep[i], rep[i + 1], value, v) == 0
             && (p.v[DG_PROF_SAMPLE] < 1
                 || p.v[DG_PROF_SAMPLE] > DG_WIN_RING))
+        {
+            abort();
+        }
+
+        /* the gateway's own path: APPEND, SET NX GET, MGET */
+        if (i + 2 < n
+            && dg_reply_window_log(&p, 60000, rep[i], rep[i + 1],
+                                   rep[i + 2], value, v, &pending)
+               == 0
+            && (p.v[DG_PROF_SAMPLE] < 1
+                || p.v[DG_PROF_SAMPLE] > DG_WIN_RING
+                || v[DG_WREPLY_SLOT] >= DG_WIN_RING))
         {
             abort();
         }
