@@ -148,9 +148,11 @@ if fresh then
 end
 
 -- The pending log (see above), oldest first: its records come before
--- this request.  GETDEL: it is folded by this call, whatever follows
+-- this request.  Deleted at the end: a script's first write is checked
+-- against maxmemory, the ones after it are not (a script is not stopped
+-- half done), and a DEL first would let a Redis out of memory grow
 local lkey = KEYS[3]
-local log = lkey and redis.call('GETDEL', lkey)
+local log = lkey and redis.call('GET', lkey)
 local m = log and floor(#log / LOGRSZ) or 0
 local lnewest = newest
 for i = 0, m - 1 do
@@ -414,6 +416,9 @@ end
 -- sub-window: a key lives at least a window after its last request
 if started then
     redis.call('PEXPIRE', key, fmt('%d', window + w))
+end
+if log then
+    redis.call('DEL', lkey)
 end
 
 -- the record's slot: the gateway reads the value with a GET that
