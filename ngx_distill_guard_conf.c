@@ -41,6 +41,7 @@ ngx_http_distill_guard_create_main_conf(ngx_conf_t *cf)
     dmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     dmcf->redis.max_inflight = NGX_CONF_UNSET_UINT;
     dmcf->redis.cluster = NGX_CONF_UNSET;
+    dmcf->redis.native = NGX_CONF_UNSET;
     dmcf->redis.tls = NGX_CONF_UNSET;
 
     return dmcf;
@@ -74,6 +75,7 @@ ngx_http_distill_guard_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(dmcf->redis.timeout, 50);
     ngx_conf_init_uint_value(dmcf->redis.max_inflight, 4096);
     ngx_conf_init_value(dmcf->redis.cluster, 0);
+    ngx_conf_init_value(dmcf->redis.native, 1);
     ngx_conf_init_value(dmcf->redis.tls, 0);
 
     if (dmcf->window < 1000) {
@@ -730,6 +732,14 @@ ngx_dg_redis_parse(ngx_conf_t *cf, ngx_dg_redis_conf_t *rc, ngx_str_t *value,
 
         if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
             if (ngx_dg_conf_flag(&value[i], 8, &rc->cluster) != NGX_OK) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "native=", 7) == 0) {
+            if (ngx_dg_conf_flag(&value[i], 7, &rc->native) != NGX_OK) {
                 goto invalid;
             }
 

@@ -60,6 +60,9 @@ typedef struct {
     ngx_msec_t                  timeout;
     ngx_uint_t                  max_inflight;   /* per node */
     ngx_flag_t                  cluster;
+    ngx_flag_t                  native;     /* the gateway's own path for
+                                               requests that need no
+                                               script (src/dg_warm.h) */
     ngx_flag_t                  tls;
     ngx_flag_t                  tls_verify;
     ngx_str_t                   tls_ca;

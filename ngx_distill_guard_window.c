@@ -155,9 +155,17 @@ send:
 static ngx_int_t
 ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
 {
-    char             rec[DG_LOG_RSZ];
-    dg_cmd_t         cmd;
-    dg_warm_plan_t   plan;
+    char                                 rec[DG_LOG_RSZ];
+    dg_cmd_t                             cmd;
+    dg_warm_plan_t                       plan;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
+
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_distill_guard_module);
+
+    if (!dmcf->redis.native) {
+        return NGX_DECLINED;
+    }
 
     if (ngx_dg_warm.entry == NULL) {
         ngx_dg_warm.entry = ngx_calloc(DG_WARM_SLOTS

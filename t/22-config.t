@@ -65,6 +65,15 @@ sub accepted {
 refused('distill_guard maybe',
     conf(location => 'distill_guard maybe;'), qr/"maybe"/);
 
+# the gateway's own path to the window (on by default) can be turned off
+accepted('distill_guard_redis native=off',
+    conf(http => 'distill_guard_secret "t22-secret"; '
+         . 'distill_guard_redis 127.0.0.1:1 native=off;'));
+refused('distill_guard_redis native=maybe',
+    conf(http => 'distill_guard_secret "t22-secret"; '
+         . 'distill_guard_redis 127.0.0.1:1 native=maybe;'),
+    qr/native=maybe/);
+
 refused('distill_guard on without a secret',
     conf(http => ''), qr/distill_guard_secret/);
 

@@ -32,9 +32,10 @@ my $redis = DG::Harness::Redis->start;
 my $up = DG::Harness::Upstream->start;
 
 my $http = sub {
-    my ($prefix, $window) = @_;
+    my ($prefix, $window, $redis_extra) = @_;
     return http_conf(secret => $SECRET,
-        redis => '%%REDIS%% timeout=2s', prefix => $prefix,
+        redis => '%%REDIS%% timeout=2s' . ($redis_extra // ''),
+        prefix => $prefix,
         window => $window, reuseport => 1,
         # a client's own address, as behind a load balancer
         head => "set_real_ip_from 127.0.0.1;\n"
@@ -53,9 +54,11 @@ my $http = sub {
 my $ngx = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
     workers => 2, http => $http->('t30', '60s'),
     access_log_format => '$pid $status action=$distill_guard_action');
-# a second node on the same Redis, same secret and prefix
+# a second node on the same Redis, same secret and prefix, which sends
+# every request through the window script (native=off): the two paths
+# must agree on one key
 my $ngx2 = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
-    http => $http->('t30', '60s'));
+    http => $http->('t30', '60s', ' native=off'));
 # a 2 s window, its own prefix
 my $short = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
     http => $http->('t30s', '2s'));
@@ -185,6 +188,8 @@ subtest 'exact counts across 2 workers, many connections' => sub {
 };
 
 subtest 'two nginx instances sharing one Redis' => sub {
+    # node a takes the gateway's own path once it knows the key, node b
+    # (native=off) always the script, which folds a's pending log
     my $key = 'sk-t30-nodes-0003';
     my $n = 24;
     my (%seen, $last);
@@ -200,6 +205,16 @@ subtest 'two nginx instances sharing one Redis' => sub {
     is(($seen{a} // 0) + ($seen{b} // 0), $n, 'all answered 200, '
         . 'half by each node');
     is($last->{vars}{key_id}, key_id($key), 'same key id on both nodes');
+
+    my $appends = sub {
+        ($redis->cli('INFO', 'commandstats') =~ /cmdstat_append:calls=(\d+)/)
+            [0] // 0;
+    };
+    my $a0 = $appends->();
+    post($ngx2, '/v1/x', $key, chat("node b alone $_")) for 1 .. 3;
+    is($appends->(), $a0, 'native=off: node b appends nothing');
+    post($ngx, '/v1/x', $key, chat("node a alone $_")) for 1 .. 3;
+    cmp_ok($appends->(), '>', $a0, 'node a does');
 };
 
 subtest 'the window slides (2 s window)' => sub {
