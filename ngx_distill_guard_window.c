@@ -313,17 +313,28 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
 {
     int          rc;
     dg_cmd_t     cmd;
-    unsigned     pending;
+    unsigned     pending, take;
     redisReply  *thr;
 
     pending = 0;
+    take = 0;
 
     if (op->native) {
         thr = (op->native > 1) ? x->reply[op->native - 1] : NULL;
 
         rc = dg_reply_window_log(&op->profile, op->req.window_ms,
                                  x->reply[0], thr, x->reply[x->n - 1],
-                                 op->window, op->wreply, &pending);
+                                 op->window, op->wreply, &pending, &take);
+
+        /* a penalty another worker or node set: this request's period */
+        if (rc == 0 && take
+            && dg_window_throttle_cmd(&cmd, &op->req,
+                                      op->wreply[DG_WREPLY_NOW_MS],
+                                      op->wreply[DG_WREPLY_PENALTY_MS])
+               == 0)
+        {
+            ngx_dg_redis_fire(&cmd);
+        }
 
         /*
          * the log started with this record where this worker did not

@@ -37,7 +37,7 @@ dg_reply_window(dg_profile_t *prof, uint64_t window_ms,
 int
 dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     const redisReply *append, const redisReply *thr, const redisReply *mget,
-    char *value, int64_t *v, unsigned *pending)
+    char *value, int64_t *v, unsigned *pending, unsigned *take)
 {
     int                   have;
     size_t                loglen;
@@ -50,10 +50,12 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     if (append == NULL || mget == NULL
         || append->type != REDIS_REPLY_INTEGER
         || append->integer < DG_LOG_RSZ
-        || mget->type != REDIS_REPLY_ARRAY || mget->elements != 2)
+        || mget->type != REDIS_REPLY_ARRAY || mget->elements != 3)
     {
         return -1;
     }
+
+    *take = 0;
 
     w = mget->element[0];
     l = mget->element[1];
@@ -118,14 +120,28 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
 
     /*
      * the throttle's period was taken already: refused until its end,
-     * while the key is penalised (its SET NX GET answers the end)
+     * while the key is penalised (its SET NX GET answers the end).  A
+     * penalty this worker did not know of (another set it): the period
+     * as the MGET read it; a free one is this request's, which the
+     * caller takes (*take) with a SET NX of its own
      */
-    if (thr != NULL && thr->type == REDIS_REPLY_STRING && pu > t) {
+    if (thr == NULL) {
+        thr = mget->element[2];
+
+        if (pu > t && thr->type != REDIS_REPLY_STRING) {
+            *take = 1;
+        }
+    }
+
+    if (thr->type == REDIS_REPLY_STRING && pu > t) {
         end = strtoull(thr->str, NULL, 10);
 
         if (end > t) {
             v[DG_WREPLY_REFUSED] = DG_REFUSED_THROTTLE;
             v[DG_WREPLY_RETRY_MS] = (int64_t) (end - t);
+
+        } else {
+            *take = 1;
         }
     }
 

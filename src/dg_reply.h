@@ -30,15 +30,16 @@ int dg_reply_window(dg_profile_t *prof, uint64_t window_ms,
 /*
  * The gateway's own path (src/dg_window_log.h): the APPEND's reply (the
  * log's length), the throttle's SET NX GET (NULL when not sent) and the
- * MGET of the window and the log.  The log is folded into the window in
- * value (DG_WIN_SIZE bytes) as the script would; v gets what the
- * script's reply would hold for this request, *pending the records the
- * log held.  Returns 0, or -1 when a reply is not what these commands
- * give.
+ * MGET of the window, the log and the throttle.  The log is folded into
+ * the window in value (DG_WIN_SIZE bytes) as the script would; v gets
+ * what the script's reply would hold for this request, *pending the
+ * records the log held; *take is 1 when the request takes a penalised
+ * key's throttle period that no SET NX took for it (the caller's to
+ * send).  Returns 0, or -1 when a reply is not what these commands give.
  */
 int dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     const redisReply *append, const redisReply *thr, const redisReply *mget,
-    char *value, int64_t *v, unsigned *pending);
+    char *value, int64_t *v, unsigned *pending, unsigned *take);
 
 /* a fan-out counter's reply { keys, conversation keys }; 0 or -1 */
 int dg_reply_fanout(dg_profile_t *prof, dg_fanout_t which,

@@ -2,9 +2,9 @@
  * distill-guard engine: the gateway's own path to a key's window, without
  * the window script.  A request that claims no history, of a key whose
  * window this worker knows is there, APPENDs its record to the key's
- * pending log <prefix>:{<key_id>}:p and reads the window and the log
- * back (MGET); a penalised key's throttle is SET <prefix>:{<key_id>}:t
- * NX GET.  The gateway folds the log into the window as the script
+ * pending log <prefix>:{<key_id>}:p and reads the window, the log and
+ * the throttle back (MGET); a penalised key's throttle is SET
+ * <prefix>:{<key_id>}:t NX GET.  The gateway folds the log into the window as the script
  * would (dg_window_fold), and the script folds it for good at its next
  * call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
  * Plain C: no nginx, no hiredis.
@@ -63,7 +63,10 @@ int dg_window_log_expire_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 int dg_window_throttle_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     uint64_t now_ms, uint64_t penalty_ms);
 
-/* MGET <prefix>:{<key_id>}:w <prefix>:{<key_id>}:p */
+/*
+ * MGET <prefix>:{<key_id>}:w :p :t: the window, the log, and the
+ * throttle's period for a penalty this worker did not know of
+ */
 int dg_window_mget_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 
 

@@ -338,7 +338,35 @@ subtest 'distill_guard_penalty outlasts the window, then ends' => sub {
         or diag_res($res);
 };
 
+# A second node on the same Redis that knew the key before its penalty
+# (its worker takes the gateway's own path for it, with no throttle):
+# the period the penalty's first request took holds there too
+my $node2 = DG::Harness::Nginx->start(upstream => $up, redis => $redis,
+    http => http_conf(secret => $SECRET, redis => '%%REDIS%% timeout=1s',
+        prefix => 't40', window => '30s', locations => ['/hot/' => hot()]));
+
+subtest 'a penalty set by another node: the period holds at once' => sub {
+    my $key = 'sk-t40-node2-0012';
+    for my $i (0, 1) {
+        my $res = post($node2, '/hot/x', $key, short($i));
+        is($res->{status}, 200, "node 2 knows the key: request $i passes")
+            or diag_res($res);
+    }
+    # the request that starts the penalty takes its first period: the
+    # next one on node 1 is refused
+    my ($r) = until_refused($ngx, '/hot/x', $key, 5);
+    ok($r && hdr($r, 'x-distill-guard-action') eq 'throttle',
+       'node 1 penalises it');
+    sleep 0.2;                  # the state writes are not waited for
+    my $res = post($node2, '/hot/x', $key, short(2));
+    is($res->{status}, 429, 'node 2: 429, the period is taken')
+        or diag_res($res);
+    like(hdr($res, 'retry-after') // '', qr/^\d+$/, 'with Retry-After');
+    $res = post($node2, '/hot/x', $key, short(3));
+    is($res->{status}, 429, 'and the next') or diag_res($res);
+};
+
 logs_clean($_->[1], $_->[0], errors => 1)
-    for [main => $ngx], [penalty => $pen];
+    for [main => $ngx], [penalty => $pen], [node2 => $node2];
 
 done_testing();
