@@ -6,22 +6,39 @@
  * request from /proc.  bench/redis_cpu.pl runs it; a benchmark, it
  * asserts nothing.
  *
- *   redis_cpu <port> <redis pid> <keys> <requests> <batch>
+ *   redis_cpu <port> <redis pid> <keys> <requests> <batch> [native]
  *
  * Each request is the script, then a GET of the value; the bodies are
- * one-shot prompts on 97 templates, as bench/peers.pl sends.
+ * one-shot prompts on 97 templates, as bench/peers.pl sends.  With
+ * "native", as the module's worker sends them (src/dg_warm.h): a key's
+ * first request and every 17th go to the script, the others APPEND
+ * their record to the key's pending log and MGET the window, the log
+ * and the throttle (no penalty: no SET).
  */
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "dg_features.h"
 #include "dg_window.h"
+#include "dg_window_log.h"
+
+
+static uint64_t
+rc_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 
 static double
@@ -59,7 +76,9 @@ rc_cpu(long pid)
 int
 main(int argc, char **argv)
 {
-    int               i, j, k, nkeys, batch, nreq, done, cmds;
+    int               i, j, k, nkeys, batch, nreq, done, cmds, native;
+    char              rec[DG_LOG_RSZ];
+    unsigned char    *seen;
     long              pid;
     char              sha[DG_SHA1_HEX_LEN + 1], (*ids)[DG_KEY_ID_LEN + 1];
     double            c0, c1;
@@ -69,11 +88,13 @@ main(int argc, char **argv)
     dg_features_t     f;
     dg_window_req_t   req;
 
-    if (argc != 6) {
+    if (argc != 6 && !(argc == 7 && strcmp(argv[6], "native") == 0)) {
         fprintf(stderr, "usage: redis_cpu <port> <redis pid> <keys> "
-                "<requests> <batch>\n");
+                "<requests> <batch> [native]\n");
         return 2;
     }
+
+    native = (argc == 7);
 
     pid = atol(argv[2]);
     nkeys = atoi(argv[3]);
@@ -99,7 +120,8 @@ main(int argc, char **argv)
     freeReplyObject(r);
 
     ids = calloc(nkeys, sizeof(*ids));
-    if (ids == NULL) {
+    seen = calloc(nkeys, 1);
+    if (ids == NULL || seen == NULL) {
         return 1;
     }
 
@@ -137,6 +159,42 @@ main(int argc, char **argv)
             f.sent = 0x10000 + j;
             f.opening = f.sent;
             req.key_id = ids[k];
+
+            /* the requests of the gateway's own path, 16 of every 17 */
+            if (native && seen[k] % 17 != 0) {
+                /* the first after a fold starts the log: its PEXPIRE */
+                if (seen[k] % 17 == 1) {
+                    if (dg_window_log_expire_cmd(&cmd, &req) != 0) {
+                        return 1;
+                    }
+
+                    redisAppendCommandArgv(c, cmd.argc, cmd.argv,
+                                           cmd.argvlen);
+                    cmds++;
+                }
+
+                seen[k]++;
+                k = (k + 1) % nkeys;
+
+                if (dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
+                    || dg_window_append_cmd(&cmd, &req, rec, DG_LOG_RSZ)
+                       != 0)
+                {
+                    return 1;
+                }
+
+                redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+
+                if (dg_window_mget_cmd(&cmd, &req) != 0) {
+                    return 1;
+                }
+
+                redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+                cmds += 2;
+                continue;
+            }
+
+            seen[k]++;
             k = (k + 1) % nkeys;
 
             if (dg_window_cmd(&cmd, &req, sha) != 0) {

@@ -4,12 +4,14 @@
 # own commands (the script, then a GET, for 1,000 keys in turn) in
 # batches of 16, as the transport pipelines one event-loop turn.  With
 # --script FILE the client sends that script instead of the built one
-# (a variant to compare, in interleaved rounds).  Prints the median Redis
-# CPU per request (utime + stime from /proc) of each; a benchmark, it
-# asserts nothing.
+# (a variant to compare, in interleaved rounds); with --native also the
+# requests as the module's worker sends a warm key's (16 of 17 APPEND to
+# the pending log and MGET, the 17th the script, which folds the log).
+# Prints the median Redis CPU per request (utime + stime from /proc) of
+# each; a benchmark, it asserts nothing.
 #
 #   perl bench/redis_cpu.pl [--rounds 5] [--requests 300000]
-#                           [--script variant.lua ...]
+#                           [--script variant.lua ...] [--native]
 use strict;
 use warnings;
 use FindBin;
@@ -22,7 +24,7 @@ use File::Temp qw(tempdir);
 my %opt = (rounds => 5, requests => 300_000, keys => 1000, batch => 16);
 my @scripts;
 GetOptions(\%opt, 'rounds=i', 'requests=i', 'keys=i', 'batch=i',
-           'script=s' => \@scripts)
+           'script=s' => \@scripts, 'native')
     or die "usage: $0 [--rounds N] [--requests N] [--script FILE ...]\n";
 
 my $ROOT = DG::Harness::root();
@@ -46,7 +48,11 @@ sub client {
     return $out;
 }
 
-my @clients = map { [$_, client($_)] } "$ROOT/src/dg_window.lua", @scripts;
+# [label, client, its extra argument]
+my @clients = map { [$_, client($_), ''] } "$ROOT/src/dg_window.lua",
+    @scripts;
+push @clients, ["$ROOT/src/dg_window.lua, the gateway's own path",
+                $clients[0][1], 'native'] if $opt{native};
 
 my $redis = DG::Harness::Redis->start;
 DG::Bench::pin(0, $redis->pid);
@@ -55,7 +61,7 @@ my %us;
 for my $round (1 .. $opt{rounds}) {
     for my $c (@clients) {
         my $cmd = join ' ', 'taskset -c 1', $c->[1], $redis->port,
-            $redis->pid, @opt{qw(keys requests batch)};
+            $redis->pid, @opt{qw(keys requests batch)}, $c->[2];
         my $us = `$cmd`;
         die "$c->[1] failed\n" if $? || $us !~ /^[\d.]+$/;
         chomp $us;
