@@ -4,9 +4,9 @@
  * window this worker knows is there, APPENDs its record to the key's
  * pending log <prefix>:{<key_id>}:p and reads the window, the log and
  * the throttle back (MGET); a penalised key's throttle is SET
- * <prefix>:{<key_id>}:t NX GET.  The gateway folds the log into the window as the script
- * would (dg_window_fold), and the script folds it for good at its next
- * call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
+ * <prefix>:{<key_id>}:t NX GET.  The gateway folds the log into the
+ * window as the script would (dg_window_fold), and the script folds it
+ * for good at its next call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
  * Plain C: no nginx, no hiredis.
  */
 
