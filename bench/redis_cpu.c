@@ -76,13 +76,13 @@ rc_cpu(long pid)
 int
 main(int argc, char **argv)
 {
-    int               i, j, k, nkeys, batch, nreq, done, cmds, native;
+    int               i, j, k, n, nkeys, batch, nreq, done, cmds, native;
     char              rec[DG_LOG_RSZ];
     unsigned char    *seen;
     long              pid;
     char              sha[DG_SHA1_HEX_LEN + 1], (*ids)[DG_KEY_ID_LEN + 1];
     double            c0, c1;
-    dg_cmd_t          cmd;
+    dg_cmd_t          cmd[3];
     redisReply       *r;
     redisContext     *c;
     dg_features_t     f;
@@ -160,55 +160,38 @@ main(int argc, char **argv)
             f.opening = f.sent;
             req.key_id = ids[k];
 
-            /* the requests of the gateway's own path, 16 of every 17 */
+            /*
+             * the gateway's own path, 16 requests of every 17: the
+             * first after a fold starts the log (its PEXPIRE), each
+             * APPENDs its record and MGETs; else the script and a GET
+             */
+            n = 0;
+
             if (native && seen[k] % 17 != 0) {
-                /* the first after a fold starts the log: its PEXPIRE */
-                if (seen[k] % 17 == 1) {
-                    if (dg_window_log_expire_cmd(&cmd, &req) != 0) {
-                        return 1;
-                    }
-
-                    redisAppendCommandArgv(c, cmd.argc, cmd.argv,
-                                           cmd.argvlen);
-                    cmds++;
-                }
-
-                seen[k]++;
-                k = (k + 1) % nkeys;
-
-                if (dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
-                    || dg_window_append_cmd(&cmd, &req, rec, DG_LOG_RSZ)
-                       != 0)
+                if ((seen[k] % 17 == 1
+                     && dg_window_log_expire_cmd(&cmd[n++], &req) != 0)
+                    || dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
+                    || dg_window_append_cmd(&cmd[n++], &req, rec,
+                                            DG_LOG_RSZ) != 0
+                    || dg_window_mget_cmd(&cmd[n++], &req) != 0)
                 {
                     return 1;
                 }
 
-                redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
-
-                if (dg_window_mget_cmd(&cmd, &req) != 0) {
-                    return 1;
-                }
-
-                redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
-                cmds += 2;
-                continue;
+            } else if (dg_window_cmd(&cmd[n++], &req, sha) != 0
+                       || dg_window_get_cmd(&cmd[n++], &req) != 0)
+            {
+                return 1;
             }
 
+            for (j = 0; j < n; j++) {
+                redisAppendCommandArgv(c, cmd[j].argc, cmd[j].argv,
+                                       cmd[j].argvlen);
+            }
+
+            cmds += n;
             seen[k]++;
             k = (k + 1) % nkeys;
-
-            if (dg_window_cmd(&cmd, &req, sha) != 0) {
-                return 1;
-            }
-
-            redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
-
-            if (dg_window_get_cmd(&cmd, &req) != 0) {
-                return 1;
-            }
-
-            redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
-            cmds += 2;
         }
 
         for (i = 0; i < cmds; i++) {

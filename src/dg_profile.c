@@ -54,7 +54,6 @@ static void dg_win_counts(const dg_win_t *win, const dg_recs_t *r,
     int64_t start, dg_profile_t *prof);
 static void dg_win_sample(const dg_recs_t *r, dg_profile_t *prof);
 static unsigned dg_count_add(dg_count_t *c, unsigned v);
-static uint64_t dg_le(const unsigned char *p, unsigned bytes);
 static int64_t dg_round(double x);
 
 
@@ -633,7 +632,7 @@ dg_count_add(dg_count_t *c, unsigned v)
 }
 
 
-static uint64_t
+uint64_t
 dg_le(const unsigned char *p, unsigned bytes)
 {
     uint64_t  v;
@@ -645,6 +644,17 @@ dg_le(const unsigned char *p, unsigned bytes)
     }
 
     return v;
+}
+
+
+void
+dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
+{
+    unsigned  k;
+
+    for (k = 0; k < bytes; k++) {
+        p[k] = (unsigned char) (v >> (8 * k));
+    }
 }
 
 

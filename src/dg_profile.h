@@ -81,6 +81,10 @@ uint32_t dg_fold16_opening(uint32_t fp);
  * the value is not a window of this version holding at least one record;
  * prof is then left as it was.
  */
+/* the value's little-endian fields of 1 to 8 bytes: read, write */
+uint64_t dg_le(const unsigned char *p, unsigned bytes);
+void dg_le_put(unsigned char *p, uint64_t v, unsigned bytes);
+
 int dg_profile_compute(dg_profile_t *prof, const char *value, size_t len,
     uint64_t window_ms, int64_t now_ms);
 

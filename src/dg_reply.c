@@ -41,7 +41,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
 {
     int                   have;
     size_t                loglen;
-    unsigned              mine, slot, m, k, st;
+    unsigned              mine, slot, m, st;
     uint64_t              t, pu, end;
     const char           *log;
     const redisReply     *w, *l;
@@ -88,10 +88,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
         }
 
         slot = (p[2] + DG_WIN_RING - 1) % DG_WIN_RING;
-        t = 0;
-        for (k = 6; k > 0; k--) {
-            t = (t << 8) | p[6 + k];
-        }
+        t = dg_le(p + 7, 6);
     }
 
     m = dg_window_fold(value, have, log, loglen, window_ms, mine, &slot, &t);
@@ -102,12 +99,8 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
 
     st = (p[DG_WIN_STATE_OFF] >= 8) ? (p[DG_WIN_STATE_OFF] >> 1) & 3 : 0;
 
-    pu = 0;
-    if (p[DG_WIN_STATE_OFF] >= 8) {
-        for (k = 6; k > 0; k--) {
-            pu = (pu << 8) | p[DG_WIN_STATE_OFF + k];
-        }
-    }
+    pu = (p[DG_WIN_STATE_OFF] >= 8) ? dg_le(p + DG_WIN_STATE_OFF + 1, 6)
+                                     : 0;
 
     v[DG_WREPLY_NOW_MS] = (int64_t) t;
     v[DG_WREPLY_PROVENANCE] = DG_PROVENANCE_NONE;

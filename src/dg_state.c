@@ -13,26 +13,13 @@
 #include "dg_state.h"
 
 
-/* a time of the window's header: 48 bits, little-endian */
-
-static void
-dg_state_le(unsigned char *p, uint64_t ms)
-{
-    unsigned  k;
-
-    for (k = 0; k < 6; k++) {
-        p[k] = (unsigned char) (ms >> (8 * k));
-    }
-}
-
-
 int
 dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
 {
     int            rc;
     char           score[16];
     size_t         len;
-    unsigned char  hdr[13];
+    unsigned char  hdr[7];
 
     dg_cmd_init(cmd);
 
@@ -141,7 +128,7 @@ dg_state_cmd(dg_cmd_t *cmd, const dg_state_req_t *req, unsigned i)
         len = 1;
 
         if (req->penalty_ms) {
-            dg_state_le(hdr + 1, req->now_ms + req->penalty_ms);
+            dg_le_put(hdr + 1, req->now_ms + req->penalty_ms, 6);
             len = 7;
         }
 

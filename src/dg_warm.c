@@ -12,7 +12,6 @@
 
 static dg_warm_entry_t *dg_warm_find(dg_warm_t *wm, const char *key_id,
     uint64_t *id);
-static uint64_t dg_warm_le48(const unsigned char *p);
 
 
 void
@@ -102,7 +101,7 @@ dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
         return;
     }
 
-    newest = dg_warm_le48(p + 7);
+    newest = dg_le(p + 7, 6);
 
     e->id = id;
 
@@ -115,7 +114,7 @@ dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
                   ? newest + window_ms - DG_WARM_MARGIN_MS : 0;
     /* the state byte (8 + st * 2 when set), then pu */
     e->penalty_ms = (p[DG_WIN_STATE_OFF] >= 8)
-                    ? dg_warm_le48(p + DG_WIN_STATE_OFF + 1) : 0;
+                    ? dg_le(p + DG_WIN_STATE_OFF + 1, 6) : 0;
     e->pending = pending;
 }
 
@@ -199,18 +198,3 @@ dg_warm_find(dg_warm_t *wm, const char *key_id, uint64_t *id)
     return old;
 }
 
-
-static uint64_t
-dg_warm_le48(const unsigned char *p)
-{
-    unsigned  k;
-    uint64_t  v;
-
-    v = 0;
-
-    for (k = 6; k > 0; k--) {
-        v = (v << 8) | p[k - 1];
-    }
-
-    return v;
-}

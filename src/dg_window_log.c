@@ -15,10 +15,6 @@
 #define DG_U40_MAX          1099511627775ULL
 
 
-static uint64_t dg_log_le(const unsigned char *p, unsigned bytes);
-static void dg_log_put(unsigned char *p, uint64_t v, unsigned bytes);
-
-
 size_t
 dg_log_record(char *buf, const dg_window_req_t *req, uint64_t now_ms)
 {
@@ -42,12 +38,12 @@ dg_log_record(char *buf, const dg_window_req_t *req, uint64_t now_ms)
 
     p = (unsigned char *) buf;
 
-    dg_log_put(p, now_ms, 6);
-    dg_log_put(p + 6, tf, 2);
-    dg_log_put(p + 8, ht, 3);
-    dg_log_put(p + 11, dg_fold16(f->sent), 2);
-    dg_log_put(p + 13, dg_fold16_opening(f->opening), 2);
-    dg_log_put(p + 15, f->bytes, 5);
+    dg_le_put(p, now_ms, 6);
+    dg_le_put(p + 6, tf, 2);
+    dg_le_put(p + 8, ht, 3);
+    dg_le_put(p + 11, dg_fold16(f->sent), 2);
+    dg_le_put(p + 13, dg_fold16_opening(f->opening), 2);
+    dg_le_put(p + 15, f->bytes, 5);
 
     return DG_LOG_RSZ;
 }
@@ -77,7 +73,7 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     nxt = p[2];
 
     /* the script's test of a window to start afresh */
-    fresh = (!have || p[0] != DG_WIN_VERSION || dg_log_le(p + 3, 4) != w
+    fresh = (!have || p[0] != DG_WIN_VERSION || dg_le(p + 3, 4) != w
              || n < 1 || n > DG_WIN_RING || nxt >= DG_WIN_RING
              || (n < DG_WIN_RING && nxt != n));
 
@@ -90,9 +86,9 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
         cb = 0;
 
     } else {
-        newest = dg_log_le(p + 7, 6);
-        cc = dg_log_le(p + DG_WIN_HDR, 4);
-        cb = dg_log_le(p + DG_WIN_HDR + 4, 5);
+        newest = dg_le(p + 7, 6);
+        cc = dg_le(p + DG_WIN_HDR, 4);
+        cb = dg_le(p + DG_WIN_HDR + 4, 5);
     }
 
     last = newest / w;
@@ -100,7 +96,7 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     for (i = 0; i < m; i++) {
         q = (const unsigned char *) log + i * DG_LOG_RSZ;
 
-        tm = dg_log_le(q, 6);
+        tm = dg_le(q, 6);
         if (tm < newest) {
             tm = newest;
         }
@@ -119,8 +115,8 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
             } else {
                 /* the newest closes into its slot; the k between empty */
                 r = p + DG_WIN_FRONT + (last % DG_WIN_SUBW) * DG_WIN_BSZ;
-                dg_log_put(r, cc, 4);
-                dg_log_put(r + 4, cb, 5);
+                dg_le_put(r, cc, 4);
+                dg_le_put(r + 4, cb, 5);
 
                 if (k > 0) {
                     s = (unsigned) ((last + 1) % DG_WIN_SUBW);
@@ -149,14 +145,14 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
             cc++;
         }
 
-        cb += dg_log_le(q + 15, 5);
+        cb += dg_le(q + 15, 5);
         if (cb > DG_U40_MAX) {
             cb = DG_U40_MAX;
         }
 
         /* the ring record: its 24-bit time, then tf, ht, sent, opening */
         r = p + DG_WIN_ROFF + nxt * DG_WIN_RSZ;
-        dg_log_put(r, (tm / tu) % DG_B24, 3);
+        dg_le_put(r, (tm / tu) % DG_B24, 3);
         memcpy(r + 3, q + 6, DG_WIN_RSZ - 3);
 
         if (i == mine) {
@@ -176,11 +172,11 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     p[0] = DG_WIN_VERSION;
     p[1] = (unsigned char) n;
     p[2] = (unsigned char) nxt;
-    dg_log_put(p + 3, w, 4);
-    dg_log_put(p + 7, newest, 6);
-    dg_log_put(p + DG_WIN_STATE_OFF + 7, 0, 6);
-    dg_log_put(p + DG_WIN_HDR, cc, 4);
-    dg_log_put(p + DG_WIN_HDR + 4, cb, 5);
+    dg_le_put(p + 3, w, 4);
+    dg_le_put(p + 7, newest, 6);
+    dg_le_put(p + DG_WIN_STATE_OFF + 7, 0, 6);
+    dg_le_put(p + DG_WIN_HDR, cc, 4);
+    dg_le_put(p + DG_WIN_HDR + 4, cb, 5);
 
     return m;
 }
@@ -258,30 +254,4 @@ dg_window_mget_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
     }
 
     return 0;
-}
-
-
-static uint64_t
-dg_log_le(const unsigned char *p, unsigned bytes)
-{
-    uint64_t  v;
-
-    v = 0;
-
-    while (bytes--) {
-        v = (v << 8) | p[bytes];
-    }
-
-    return v;
-}
-
-
-static void
-dg_log_put(unsigned char *p, uint64_t v, unsigned bytes)
-{
-    unsigned  k;
-
-    for (k = 0; k < bytes; k++) {
-        p[k] = (unsigned char) (v >> (8 * k));
-    }
 }
