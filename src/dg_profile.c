@@ -632,32 +632,6 @@ dg_count_add(dg_count_t *c, unsigned v)
 }
 
 
-uint64_t
-dg_le(const unsigned char *p, unsigned bytes)
-{
-    uint64_t  v;
-
-    v = 0;
-
-    while (bytes--) {
-        v = (v << 8) | p[bytes];
-    }
-
-    return v;
-}
-
-
-void
-dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
-{
-    unsigned  k;
-
-    for (k = 0; k < bytes; k++) {
-        p[k] = (unsigned char) (v >> (8 * k));
-    }
-}
-
-
 /*
  * To the nearest integer, held within +-2^53: a value read from Redis is
  * not trusted to keep its counts sane, and what is added to a result

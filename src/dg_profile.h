@@ -81,9 +81,36 @@ uint32_t dg_fold16_opening(uint32_t fp);
  * the value is not a window of this version holding at least one record;
  * prof is then left as it was.
  */
-/* the value's little-endian fields of 1 to 8 bytes: read, write */
-uint64_t dg_le(const unsigned char *p, unsigned bytes);
-void dg_le_put(unsigned char *p, uint64_t v, unsigned bytes);
+/*
+ * The value's little-endian fields of 1 to 8 bytes: read, write.  Inline:
+ * the profile reads five a record, 128 records a request
+ */
+
+static inline uint64_t
+dg_le(const unsigned char *p, unsigned bytes)
+{
+    uint64_t  v;
+
+    v = 0;
+
+    while (bytes--) {
+        v = (v << 8) | p[bytes];
+    }
+
+    return v;
+}
+
+
+static inline void
+dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
+{
+    unsigned  k;
+
+    for (k = 0; k < bytes; k++) {
+        p[k] = (unsigned char) (v >> (8 * k));
+    }
+}
+
 
 int dg_profile_compute(dg_profile_t *prof, const char *value, size_t len,
     uint64_t window_ms, int64_t now_ms);

@@ -66,14 +66,10 @@ dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha)
     v[DG_WARG_PRIOR] = dg_fold16(f->prior);
     v[DG_WARG_OPENING] = dg_fold16_opening(f->opening);
 
-    if (dg_cmd_addf(cmd, "%.*s:{%s}:w", (int) req->prefix_len, req->prefix,
-                    req->key_id) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:s", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:p", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:t", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0
+    if (dg_window_key_add(cmd, req, 'w') != 0
+        || dg_window_key_add(cmd, req, 's') != 0
+        || dg_window_key_add(cmd, req, 'p') != 0
+        || dg_window_key_add(cmd, req, 't') != 0
         || dg_cmd_add(cmd, args, dg_window_pack(args, v)) != 0)
     {
         return -1;
@@ -129,13 +125,41 @@ dg_window_key_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     }
 
     if (dg_cmd_add(cmd, verb, strlen(verb)) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:%c", (int) req->prefix_len,
-                       req->prefix, req->key_id, suffix) != 0)
+        || dg_window_key_add(cmd, req, suffix) != 0)
     {
         return -1;
     }
 
     return 0;
+}
+
+
+/* copied, not printed: printf was a tenth of a request's command work */
+
+int
+dg_window_key_add(dg_cmd_t *cmd, const dg_window_req_t *req, char suffix)
+{
+    char    name[sizeof(cmd->buf)], *p;
+    size_t  idlen;
+
+    idlen = strlen(req->key_id);
+
+    if (req->prefix_len + idlen + 5 > sizeof(name)) {
+        return -1;
+    }
+
+    p = name;
+    memcpy(p, req->prefix, req->prefix_len);
+    p += req->prefix_len;
+    *p++ = ':';
+    *p++ = '{';
+    memcpy(p, req->key_id, idlen);
+    p += idlen;
+    *p++ = '}';
+    *p++ = ':';
+    *p++ = suffix;
+
+    return dg_cmd_add(cmd, name, (size_t) (p - name));
 }
 
 

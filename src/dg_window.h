@@ -202,6 +202,10 @@ int dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 int dg_window_key_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     const char *verb, char suffix);
 
+/* adds the argument <prefix>:{<key_id>}:<suffix>; 0, or -1 if too long */
+int dg_window_key_add(dg_cmd_t *cmd, const dg_window_req_t *req,
+    char suffix);
+
 /*
  * The same for one cross-key counter; returns 1 when there is nothing to
  * count (no template fingerprint, no subnet), 0 when cmd is filled, -1 as

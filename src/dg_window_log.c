@@ -245,10 +245,8 @@ int
 dg_window_mget_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
 {
     if (dg_window_key_cmd(cmd, req, "MGET", 'w') != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:p", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0
-        || dg_cmd_addf(cmd, "%.*s:{%s}:t", (int) req->prefix_len,
-                       req->prefix, req->key_id) != 0)
+        || dg_window_key_add(cmd, req, 'p') != 0
+        || dg_window_key_add(cmd, req, 't') != 0)
     {
         return -1;
     }
