@@ -51,8 +51,8 @@ sub client {
 # [label, client, its extra argument]
 my @clients = map { [$_, client($_), ''] } "$ROOT/src/dg_window.lua",
     @scripts;
-push @clients, ["$ROOT/src/dg_window.lua, the gateway's own path",
-                $clients[0][1], 'native'] if $opt{native};
+push @clients, map { ["$_->[0], the gateway's own path", $_->[1], 'native'] }
+    @clients if $opt{native};
 
 my $redis = DG::Harness::Redis->start;
 DG::Bench::pin(0, $redis->pid);
