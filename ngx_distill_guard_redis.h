@@ -28,6 +28,7 @@
 #define NGX_DG_LOG_INTERVAL         10
 
 #define NGX_DG_READ_SIZE            16384
+#define NGX_DG_FEED_SIZE            2048    /* to the reply parser at once */
 
 
 /* what a reply answers */
