@@ -1,0 +1,367 @@
+/*
+ * unit tests: which path a request takes (dg_warm_plan), and the replies
+ * of the gateway's own path into a profile (dg_reply_window_log): the
+ * log's records folded, the throttle's period from the SET NX GET or
+ * from the MGET
+ */
+
+#include "dg_test.h"
+
+#include "dg_test_resp.h"
+#include "dg_test_window.h"
+
+#include "dg_reply.h"
+#include "dg_warm.h"
+#include "dg_window_log.h"
+
+
+#define T_W         60000
+#define T_NOW       UINT64_C(1700000000000)
+#define T_KEY       "0123456789abcdef"
+
+
+static dg_warm_entry_t  t_entry[DG_WARM_SLOTS];
+
+
+static void
+t_req(dg_window_req_t *req, dg_features_t *f)
+{
+    memset(req, 0, sizeof(dg_window_req_t));
+    memset(f, 0, sizeof(dg_features_t));
+
+    req->prefix = "dg";
+    req->prefix_len = 2;
+    req->key_id = T_KEY;
+    req->window_ms = T_W;
+    req->features = f;
+    req->throttle_ms = 10000;
+    f->topic_last = 7;
+    f->template_head = 0x1234;
+    f->bytes = 300;
+    f->sent = 0xabcdef;
+    f->opening = 0xabcdef;
+}
+
+
+/* a window of one record at T_NOW; penalty_end 0: no state */
+
+static void
+t_window(unsigned char *v, uint64_t penalty_end)
+{
+    memset(v, 0, DG_WIN_SIZE);
+    v[0] = DG_WIN_VERSION;
+    v[1] = 1;
+    v[2] = 1;
+    t_put(v + 3, (T_W + DG_WIN_SUBW - 1) / DG_WIN_SUBW, 4);
+    t_put(v + 7, T_NOW, 6);
+    t_put(v + DG_WIN_HDR, 1, 4);
+    t_put(v + DG_WIN_ROFF, T_NOW % 16777216, 3);
+
+    if (penalty_end) {
+        v[DG_WIN_STATE_OFF] = 8 + 2 * 2;
+        t_put(v + DG_WIN_STATE_OFF + 1, penalty_end, 6);
+    }
+}
+
+
+static redisReply *
+t_bulk(const unsigned char *data, size_t len)
+{
+    char        *buf;
+    size_t       n;
+    redisReply  *r;
+
+    buf = malloc(len + 32);
+    assert_non_null(buf);
+    n = (size_t) sprintf(buf, "$%zu\r\n", len);
+    memcpy(buf + n, data, len);
+    memcpy(buf + n + len, "\r\n", 2);
+    r = t_resp(buf, n + len + 2);
+    free(buf);
+
+    return r;
+}
+
+
+/* MGET's reply: the window (NULL: none), the log, the throttle */
+
+static redisReply *
+t_mget(const unsigned char *w, const unsigned char *log, size_t loglen,
+    const char *thr)
+{
+    char        *buf, *p;
+    redisReply  *r;
+
+    buf = malloc(DG_WIN_SIZE + loglen + 128);
+    assert_non_null(buf);
+    p = buf + sprintf(buf, "*3\r\n");
+
+    if (w) {
+        p += sprintf(p, "$%d\r\n", DG_WIN_SIZE);
+        memcpy(p, w, DG_WIN_SIZE);
+        p += DG_WIN_SIZE;
+        p += sprintf(p, "\r\n");
+
+    } else {
+        p += sprintf(p, "$-1\r\n");
+    }
+
+    p += sprintf(p, "$%zu\r\n", loglen);
+    memcpy(p, log, loglen);
+    p += loglen;
+    p += sprintf(p, "\r\n");
+
+    if (thr) {
+        p += sprintf(p, "$%zu\r\n%s\r\n", strlen(thr), thr);
+
+    } else {
+        p += sprintf(p, "$-1\r\n");
+    }
+
+    r = t_resp(buf, (size_t) (p - buf));
+    free(buf);
+
+    return r;
+}
+
+
+static void
+test_plan(void **state)
+{
+    dg_warm_t        wm;
+    dg_features_t    f;
+    dg_warm_plan_t   plan;
+    dg_window_req_t  req;
+    unsigned char    v[DG_WIN_SIZE];
+
+    (void) state;
+
+    memset(t_entry, 0, sizeof(t_entry));
+    dg_warm_init(&wm, t_entry);
+    t_req(&req, &f);
+
+    /* no clock offset yet, then a key never seen: the script */
+    dg_warm_plan(&wm, &req, T_NOW, &plan);
+    assert_false(plan.native);
+    dg_warm_clock(&wm, T_NOW + 5, T_NOW);
+    dg_warm_plan(&wm, &req, T_NOW, &plan);
+    assert_false(plan.native);
+
+    /* a window seen: the gateway's own path, on Redis's clock */
+    t_window(v, 0);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0);
+    dg_warm_plan(&wm, &req, T_NOW + 100, &plan);
+    assert_true(plan.native);
+    assert_true(plan.now_ms == T_NOW + 105);
+    assert_true(plan.expire);
+    assert_false(plan.throttle);
+
+    /* the next expects the log there */
+    dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
+    assert_true(plan.native);
+    assert_false(plan.expire);
+
+    /* a claimed history, a plain rate, a test clock: the script */
+    f.prior = 99;
+    dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
+    assert_false(plan.native);
+    f.prior = 0;
+    req.rate_ms = 500;
+    dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
+    assert_false(plan.native);
+    req.rate_ms = 0;
+
+    /* a log of DG_LOG_MAX records goes to the script, which folds it */
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, DG_LOG_MAX);
+    dg_warm_plan(&wm, &req, T_NOW + 300, &plan);
+    assert_false(plan.native);
+
+    /* a penalty in the header: with the throttle, its time left */
+    t_window(v, T_NOW + 60000);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 1);
+    dg_warm_plan(&wm, &req, T_NOW + 400, &plan);
+    assert_true(plan.native && plan.throttle);
+    assert_true(plan.penalty_ms == 60000 - 405);
+
+    /* the window gone by its TTL, or forgotten: the script */
+    dg_warm_plan(&wm, &req, T_NOW + T_W, &plan);
+    assert_false(plan.native);
+    dg_warm_forget(&wm, T_KEY);
+    dg_warm_plan(&wm, &req, T_NOW + 500, &plan);
+    assert_false(plan.native);
+
+    /* an offset older than DG_WARM_CLOCK_MS: the script, to renew it */
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0);
+    dg_warm_plan(&wm, &req, T_NOW + DG_WARM_CLOCK_MS + 1, &plan);
+    assert_false(plan.native);
+}
+
+
+static void
+test_ways(void **state)
+{
+    int              i;
+    char             id[DG_KEY_ID_LEN + 1];
+    dg_warm_t        wm;
+    dg_features_t    f;
+    dg_warm_plan_t   plan;
+    dg_window_req_t  req;
+    unsigned char    v[DG_WIN_SIZE];
+
+    (void) state;
+
+    memset(t_entry, 0, sizeof(t_entry));
+    dg_warm_init(&wm, t_entry);
+    dg_warm_clock(&wm, T_NOW, T_NOW);
+    t_req(&req, &f);
+    t_window(v, 0);
+
+    /*
+     * keys of one slot (the same id modulo the slots / ways): four are
+     * held, a fifth takes the place of the one known least
+     */
+    for (i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "%016llx", (unsigned long long)
+                 (1 + (uint64_t) i * (DG_WARM_SLOTS / DG_WARM_WAYS)));
+        t_put(v + 7, T_NOW + (uint64_t) i, 6);
+        dg_warm_learn(&wm, id, (char *) v, T_W, 0);
+    }
+
+    for (i = 0; i < 5; i++) {
+        snprintf(id, sizeof(id), "%016llx", (unsigned long long)
+                 (1 + (uint64_t) i * (DG_WARM_SLOTS / DG_WARM_WAYS)));
+        req.key_id = id;
+        dg_warm_plan(&wm, &req, T_NOW + 10, &plan);
+        assert_int_equal(plan.native, i != 0);
+    }
+}
+
+
+static void
+test_reply_log(void **state)
+{
+    int64_t          v[DG_WREPLY_N];
+    unsigned         pending, take;
+    dg_profile_t     p;
+    dg_features_t    f;
+    dg_window_req_t  req;
+    redisReply      *app, *mget, *thr;
+    char             value[DG_WIN_SIZE];
+    unsigned char    w[DG_WIN_SIZE], log[3 * DG_LOG_RSZ];
+
+    (void) state;
+
+    t_req(&req, &f);
+    t_window(w, 0);
+
+    /* two records in the log: this request's is the second */
+    assert_int_equal(dg_log_record((char *) log, &req, T_NOW + 1000),
+                     DG_LOG_RSZ);
+    assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
+                                   T_NOW + 2000),
+                     DG_LOG_RSZ);
+
+    app = t_resp_s(":40\r\n");
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(pending, 2);
+    assert_int_equal(take, 0);
+    assert_int_equal(p.v[DG_PROF_REQUESTS], 3);
+    assert_true(v[DG_WREPLY_NOW_MS] == (int64_t) (T_NOW + 2000));
+    assert_int_equal(v[DG_WREPLY_SLOT], 2);
+    assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_NONE);
+    /* the record as the script stores it: topic of the last turn */
+    assert_int_equal(t_get((unsigned char *) value + DG_WIN_ROFF
+                           + 2 * DG_WIN_RSZ + 3, 2), 7);
+    freeReplyObject(app);
+    freeReplyObject(mget);
+
+    /* a record appended after this one: this one is still the second */
+    assert_int_equal(dg_log_record((char *) log + 2 * DG_LOG_RSZ, &req,
+                                   T_NOW + 2500),
+                     DG_LOG_RSZ);
+    app = t_resp_s(":40\r\n");
+    mget = t_mget(w, log, 3 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_SLOT], 2);
+    assert_int_equal(p.v[DG_PROF_REQUESTS], 4);
+    freeReplyObject(mget);
+
+    /* penalised: the period the SET NX GET found taken refuses */
+    t_window(w, T_NOW + 60000);
+    thr = t_resp_s("$13\r\n1700000007000\r\n");
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, thr, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_STATE], 2);
+    assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
+    assert_int_equal(v[DG_WREPLY_RETRY_MS], 5000);
+    assert_int_equal(v[DG_WREPLY_PENALTY_MS], 58000);
+    assert_int_equal(take, 0);
+    freeReplyObject(thr);
+    freeReplyObject(mget);
+
+    /* a penalty this worker did not know: the MGET's period */
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, "1700000007000");
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
+    assert_int_equal(take, 0);
+    freeReplyObject(mget);
+
+    /* ... and a free one: this request's to take */
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_NONE);
+    assert_int_equal(take, 1);
+    freeReplyObject(mget);
+
+    /* no window (released): a fresh one from the log alone */
+    mget = t_mget(NULL, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(p.v[DG_PROF_REQUESTS], 2);
+    assert_int_equal(v[DG_WREPLY_STATE], 0);
+    freeReplyObject(mget);
+    freeReplyObject(app);
+
+    /* not these commands' replies */
+    app = t_resp_s("-OOM command not allowed\r\n");
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     -1);
+    assert_int_equal(dg_reply_window_log(&p, T_W, NULL, NULL, mget, value,
+                                         v, &pending, &take),
+                     -1);
+    freeReplyObject(app);
+    app = t_bulk(w, 4);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     -1);
+    freeReplyObject(app);
+    freeReplyObject(mget);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_ways),
+        cmocka_unit_test(test_reply_log),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
