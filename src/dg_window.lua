@@ -235,9 +235,21 @@ if prior ~= 0 then
         local ring = n > 0 and redis.call('GETRANGE', key, fmt('%d', ROFF),
                                           fmt('%d', ROFF + n * RSZ - 1))
                      or ''
-        -- the pending log's records, as the ring will hold them: whether
-        -- a record is oldest or newest does not matter to the finds
-        for i = 0, m - 1 do
+        -- the records the ring will hold once the pending log is in: the
+        -- log's, and the ring's but its oldest drop (records the log
+        -- pushes out), whose order does not matter to the finds
+        local drop = n + m - RING
+        if drop > 0 and n > 0 then
+            local k = math.min(drop, n)
+            local o = (n == RING) and nxt or 0
+            if o + k <= n then
+                ring = string.sub(ring, 1, o * RSZ)
+                       .. string.sub(ring, (o + k) * RSZ + 1)
+            else
+                ring = string.sub(ring, (o + k - n) * RSZ + 1, o * RSZ)
+            end
+        end
+        for i = math.max(drop - n, 0), m - 1 do
             ring = ring .. '\0\0\0'
                    .. string.sub(log, i * LOGRSZ + 7, i * LOGRSZ + 15)
         end

@@ -300,23 +300,30 @@ subtest 'bursts and idle sub-windows' => sub {
 };
 
 subtest 'the pending log: folded by the script and by the gateway alike' => sub {
-    # the same requests made by the script one by one (key fa), and by
-    # the script for the first and the last with the others appended to
-    # the log between (key fb): the values must be the same bytes, and
+    # the same requests made by the script one by one (keys fa, fc), and
+    # by the script for the first and the last with the others appended
+    # to the log between (fb, fd): the values must be the same bytes, and
     # the gateway's fold of the log (window_client FOLD) the same again.
     # Gaps of 0 to 20 sub-windows (3,750 ms), a record of the log older
-    # than the window's newest (a gateway clock behind)
+    # than the window's newest (a gateway clock behind).  The last
+    # request claims a history: its prior turn was sent by request 10
+    # (pushed out of the ring by the log's records: fabricated) or by
+    # request 140 (still in it: verified)
     srand(11);
     my ($t, @req) = ($T0);
     for my $i (1 .. 150) {
         $t += int(rand(3)) ? int(rand(500)) : int(rand(21)) * 3750;
         push @req, [$t, int(rand(4096)), int(rand(4096)), 1 + 2 * int(rand(2)),
-                    100 + int(rand(5000))];
+                    100 + int(rand(5000)), 1000 + $i];
     }
     $req[70][0] -= 5000;
     my $args = sub {
-        my ($id, $r) = @_;
-        return [$id, $W, 0, $r->[1], $r->[2], $r->[3], $r->[4], $r->[0]];
+        my ($id, $r, $prior) = @_;
+        # window topic head tail flags bytes now throttle rate burst
+        # shadow topic_last sent prior opening
+        return [$id, $W, 0, $r->[1], $r->[2], $r->[3] - ($prior ? 1 : 0),
+                $r->[4], $r->[0], 0, 0, 0, 0, 0, $r->[5], $prior // 0,
+                $prior // $r->[5]];
     };
     my $rec = sub {
         my ($r) = @_;
@@ -325,7 +332,7 @@ subtest 'the pending log: folded by the script and by the gateway alike' => sub 
         my $tf = ($r->[3] & 2) ? 2 * 4096 : 0;
         return substr(pack('Q<', $r->[0]), 0, 6) . pack('v', $tf)
             . substr(pack('V', $r->[1] + $r->[2] * 4096), 0, 3)
-            . pack('vv', 0, 0) . substr(pack('Q<', $r->[4]), 0, 5);
+            . pack('vv', $r->[5], $r->[5]) . substr(pack('Q<', $r->[4]), 0, 5);
     };
     # binary values through redis-cli: in hex, made and read by Lua
     my $hex = sub {
@@ -339,23 +346,32 @@ subtest 'the pending log: folded by the script and by the gateway alike' => sub 
             . " string.char(tonumber(h, 16)) end)))", 1, $_[0],
             unpack('H*', $_[1]));
     };
+    # with the four keys the module sends: the log is KEYS[3]
+    my $call4 = sub {
+        my ($id, $r, $prior) = @_;
+        my (undef, @a) = @{ $args->($id, $r, $prior) };
+        return fields(client(join ' ', 'EVALSHA', $WSHA, 4,
+                             map({ "dg:{$id}:$_" } qw(w s p t)), @a));
+    };
 
     my $last = pop @req;
-    window(map { $args->('fa', $_) } @req);
-    window($args->('fb', $req[0]));
-    $append->('dg:{fb}:p', $rec->($_)) for @req[1 .. $#req];
-    my ($c) = client("FOLD dg:{fb}:w dg:{fb}:p $W");
-    is($c, $hex->('dg:{fa}:w'), 'the gateway\'s fold of ' . $#req
-       . ' records gives the value the script made of them');
-    # with the four keys the module sends: the log is KEYS[3]
-    for my $id ('fa', 'fb') {
-        my (undef, @a) = @{ $args->($id, $last) };
-        client(join ' ', 'EVALSHA', $WSHA, 4,
-               map({ "dg:{$id}:$_" } qw(w s p t)), @a);
+    for my $case (['fa', 'fb', $req[9][5], 2, 'fabricated'],
+                  ['fc', 'fd', $req[139][5], 1, 'verified'])
+    {
+        my ($one, $log, $prior, $prov, $name) = @$case;
+        window(map { $args->($one, $_) } @req);
+        window($args->($log, $req[0]));
+        $append->("dg:{$log}:p", $rec->($_)) for @req[1 .. $#req];
+        my ($c) = client("FOLD dg:{$log}:w dg:{$log}:p $W");
+        is($c, $hex->("dg:{$one}:w"), "$log: the gateway's fold of "
+           . $#req . ' records gives the value the script made of them');
+        my @p = map { $call4->($_, $last, $prior) } $one, $log;
+        is($p[0]{provenance}, $prov, "$one: the prior turn is $name");
+        is($p[1]{provenance}, $prov, "$log: the same after the log");
+        is($hex->("dg:{$log}:w"), $hex->("dg:{$one}:w"),
+           "$log: the script's fold and its own record: the same value");
+        is($redis->cli('EXISTS', "dg:{$log}:p"), 0, "$log: the log is gone");
     }
-    is($hex->('dg:{fb}:w'), $hex->('dg:{fa}:w'),
-       'the script\'s fold and its own record: the same value');
-    is($redis->cli('EXISTS', 'dg:{fb}:p'), 0, 'the log is gone');
 };
 
 subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {
