@@ -911,7 +911,7 @@ ctl_fold_log(ctl_t *c, redisReply *w, redisReply *log)
 {
     int         have;
     char       *v;
-    unsigned    slot;
+    unsigned    slot, prov;
     uint64_t    window_ms, t;
 
     have = (w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE);
@@ -943,7 +943,7 @@ ctl_fold_log(ctl_t *c, redisReply *w, redisReply *log)
     }
 
     (void) dg_window_fold(v, have, log->str, log->len, window_ms, 0, &slot,
-                          &t);
+                          &t, &prov);
 
     /* hiredis frees the reply's string with free() */
     free(w->str);

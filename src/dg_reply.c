@@ -41,7 +41,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
 {
     int                   have;
     size_t                loglen;
-    unsigned              mine, slot, m, st;
+    unsigned              mine, slot, m, st, prov;
     uint64_t              t, pu, end;
     const char           *log;
     const redisReply     *w, *l;
@@ -75,6 +75,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     p = (const unsigned char *) value;
     slot = 0;
     t = 0;
+    prov = DG_PROVENANCE_NONE;
 
     if (mine >= loglen / DG_LOG_RSZ) {
         /*
@@ -91,7 +92,8 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
         t = dg_le(p + 7, 6);
     }
 
-    m = dg_window_fold(value, have, log, loglen, window_ms, mine, &slot, &t);
+    m = dg_window_fold(value, have, log, loglen, window_ms, mine, &slot, &t,
+                       &prov);
 
     if (!have && m == 0) {
         return -1;
@@ -103,7 +105,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
                                      : 0;
 
     v[DG_WREPLY_NOW_MS] = (int64_t) t;
-    v[DG_WREPLY_PROVENANCE] = DG_PROVENANCE_NONE;
+    v[DG_WREPLY_PROVENANCE] = prov;
     v[DG_WREPLY_SLOT] = slot;
     v[DG_WREPLY_STATE] = st;
     v[DG_WREPLY_REFUSED] = DG_REFUSED_NONE;

@@ -34,8 +34,7 @@ dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req, uint64_t local_ms,
 
     if (wm->entry == NULL || wm->offset_at_ms == 0
         || local_ms - wm->offset_at_ms > DG_WARM_CLOCK_MS
-        || req->features == NULL || req->features->prior != 0
-        || req->rate_ms != 0 || req->clock_ms != 0)
+        || req->features == NULL || req->rate_ms != 0 || req->clock_ms != 0)
     {
         return;
     }

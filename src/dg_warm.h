@@ -60,10 +60,10 @@ void dg_warm_init(dg_warm_t *wm, dg_warm_entry_t *entry);
 
 /*
  * Which path the request takes at local_ms (the gateway's clock, ms
- * since the epoch).  The script's, unless the request claims no history,
- * has no plain rate and no test clock, the clock's offset is fresh, and
- * the key's window is known to be there with fewer than DG_LOG_MAX
- * records waiting in its log.
+ * since the epoch).  The script's, unless the request has no plain rate
+ * and no test clock, the clock's offset is fresh, and the key's window
+ * is known to be there with fewer than DG_LOG_MAX records waiting in its
+ * log.
  */
 void dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req,
     uint64_t local_ms, dg_warm_plan_t *plan);

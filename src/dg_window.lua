@@ -70,14 +70,15 @@ value too, newer than this one.
 A refused request is still added to the window: the profile is of what
 the key sends, so a campaign that keeps knocking stays throttled.
 
-The pending log.  A request that claims no history, of a key whose
-window the gateway knows is there, does not call this script: the
-gateway APPENDs its record (20 bytes, little-endian: now_ms u48, the
-ring record's topic and flags u16, head and tail u24, sent u16, opening
-u16, then bytes u40) to KEYS[3] and reads the window and the log back
-(src/dg_window_log.c folds them as this script would).  Any call of
-this script first folds the log, oldest first, exactly as if each
-record had been a call, and deletes it.
+The pending log.  A request of a key whose window the gateway knows is
+there does not call this script (unless it has a plain rate): the
+gateway APPENDs its record (24 bytes, little-endian: now_ms u48, topic
+u16 with cot in bit 12 and "a message" in bit 13, topic_last u16, head
+and tail u24, sent u16, prior u16, opening u16, bytes u40) to KEYS[3]
+and reads the window and the log back (src/dg_window_log.c folds them
+as this script would).  Any call of this script first folds the log,
+oldest first, exactly as if each record had been a call (its
+provenance checked against the ring as it stood then), and deletes it.
 
 TTL: set to window_ms plus one sub-window when a sub-window starts:
 after a window without requests all records are stale, and the key is
@@ -96,7 +97,7 @@ local VERSION = 7
 local B24 = 16777216
 local HALF = 2147483648
 local ARGLEN = 43
-local LOGRSZ = 20
+local LOGRSZ = 24
 
 local floor = math.floor
 
@@ -155,10 +156,16 @@ local lkey = KEYS[3]
 local log = lkey and redis.call('GET', lkey)
 local m = log and floor(#log / LOGRSZ) or 0
 local lnewest = newest
+-- whether a record of the log or this request claims a history: the
+-- ring is then followed record by record, for their provenance checks
+local need = prior ~= 0
 for i = 0, m - 1 do
     local t = struct.unpack('<I6', log, i * LOGRSZ + 1)
     if t > lnewest then
         lnewest = t
+    end
+    if not need and struct.unpack('<I2', log, i * LOGRSZ + 16) ~= 0 then
+        need = true
     end
 end
 
@@ -223,93 +230,6 @@ if refused == 0 and penalty > 0 and throttle_ms > 0 and tkey then
     end
 end
 
--- provenance (see "Provenance" above): the records that sent the prior
--- turn, and whether one did so in this conversation (same opening); a
--- preamble this key claimed before without having sent it; this
--- follow-up sent before in another conversation.  Plain finds of the
--- 16-bit values, kept when they fall on the field of a record
-local prov, again = 0, 0
-if prior ~= 0 then
-    prov = 2
-    if n + m > 0 then
-        local ring = n > 0 and redis.call('GETRANGE', key, fmt('%d', ROFF),
-                                          fmt('%d', ROFF + n * RSZ - 1))
-                     or ''
-        -- the records the ring will hold once the pending log is in: the
-        -- log's, and the ring's but its oldest drop (records the log
-        -- pushes out), whose order does not matter to the finds
-        local drop = n + m - RING
-        if drop > 0 and n > 0 then
-            local k = math.min(drop, n)
-            local o = (n == RING) and nxt or 0
-            if o + k <= n then
-                ring = string.sub(ring, 1, o * RSZ)
-                       .. string.sub(ring, (o + k) * RSZ + 1)
-            else
-                ring = string.sub(ring, (o + k - n) * RSZ + 1, o * RSZ)
-            end
-        end
-        for i = math.max(drop - n, 0), m - 1 do
-            ring = ring .. '\0\0\0'
-                   .. string.sub(log, i * LOGRSZ + 7, i * LOGRSZ + 15)
-        end
-        -- where pat sits on the field at offset off of a record, from
-        -- position p on; nil when nowhere (made on this path only)
-        local function field(pat, off, p)
-            while true do
-                p = string.find(ring, pat, p, true)
-                if not p or (p - 1) % RSZ == off then
-                    return p
-                end
-                p = p + 1
-            end
-        end
-        -- verified: a record sent the prior turn in this conversation.
-        -- Its sent and opening fields are adjacent (offsets 8 and 10):
-        -- one find of both, where a find per sender and a look at each
-        -- cost tens of microseconds for a key whose users repeat a turn;
-        -- else exactly one record sent it: two finds are enough to tell
-        local verified = field(struct.pack('<I2I2', prior, opening), 8, 1)
-        local once = false
-        if not verified then
-            local pat = struct.pack('<I2', prior)
-            local p = field(pat, 8, 1)
-            once = p ~= nil and field(pat, 8, p + 1) == nil
-        end
-        if verified or once then
-            prov = 1
-            if long then
-                -- sent before in a conversation of another opening
-                local pat = struct.pack('<I2', sent)
-                local p = field(pat, 8, 1)
-                while p and struct.unpack('<I2', ring, p + 2) == opening do
-                    p = field(pat, 8, p + 1)
-                end
-                if p then
-                    again = 1
-                end
-            end
-        else
-            -- a record of this conversation whose history was not its
-            -- own (provenance 2 or 3: tf >= 32768)
-            local pat = struct.pack('<I2', opening)
-            local p = field(pat, 10, 1)
-            while p and struct.unpack('<I2', ring, p - 7) < 32768 do
-                p = field(pat, 10, p + 1)
-            end
-            if p then
-                prov = 3
-            end
-        end
-    end
-end
-if prov == 0 or prov == 3 then
-    topic = topic_last
-end
--- bit 0 of the record's flags: a scripted follow-up (a verified one
--- whose message this key sent in another conversation); one-shot is
--- told by the provenance (0 or 2)
-flags = flags - flags % 2 + again
 
 -- The records to add: the pending log's, then this request's.  The
 -- header is followed by the counters (requests, bytes) of the newest
@@ -318,8 +238,6 @@ flags = flags - flags % 2 + again
 -- one that starts a sub-window closes the newest into its slot and
 -- empties those between.  The header and the newest counters, 41 bytes
 -- at offset 0, are written once, after the records.
-local rec_tf = topic + flags * 4096 + prov * 16384
-local rec_ht = head + tail * 4096
 local last = floor(newest / w)
 local cc, cb = 0, 0
 if not fresh then
@@ -339,23 +257,103 @@ if fresh then
     redis.call('SETRANGE', key, fmt('%d', SIZE - 1), '\0')
 end
 
+-- Provenance (see "Provenance" above) of a record that claims a
+-- history, against the ring as it stands before the record: rs, the
+-- ring's records in slot order, kept up to date record by record.
+-- Made only when a record claims a history
+local rs, check
+if need then
+    rs = n > 0 and redis.call('GETRANGE', key, fmt('%d', ROFF),
+                              fmt('%d', ROFF + n * RSZ - 1))
+         or ''
+    -- where pat sits on the field at offset off of a record, from
+    -- position p on; nil when nowhere
+    local function field(pat, off, p)
+        while true do
+            p = string.find(rs, pat, p, true)
+            if not p or (p - 1) % RSZ == off then
+                return p
+            end
+            p = p + 1
+        end
+    end
+    check = function(pr, op, se, lg)
+        if #rs == 0 then
+            return 2, 0
+        end
+        -- verified: a record sent the prior turn in this conversation.
+        -- Its sent and opening fields are adjacent (offsets 8 and 10):
+        -- one find of both, where a find per sender and a look at each
+        -- cost tens of microseconds for a key whose users repeat a turn;
+        -- else exactly one record sent it: two finds are enough to tell
+        local verified = field(struct.pack('<I2I2', pr, op), 8, 1)
+        local once = false
+        if not verified then
+            local pat = struct.pack('<I2', pr)
+            local p = field(pat, 8, 1)
+            once = p ~= nil and field(pat, 8, p + 1) == nil
+        end
+        if verified or once then
+            if lg then
+                -- sent before in a conversation of another opening
+                local pat = struct.pack('<I2', se)
+                local p = field(pat, 8, 1)
+                while p and struct.unpack('<I2', rs, p + 2) == op do
+                    p = field(pat, 8, p + 1)
+                end
+                if p then
+                    return 1, 1
+                end
+            end
+            return 1, 0
+        end
+        -- a record of this conversation whose history was not its own
+        -- (provenance 2 or 3: tf >= 32768)
+        local pat = struct.pack('<I2', op)
+        local p = field(pat, 10, 1)
+        while p and struct.unpack('<I2', rs, p - 7) < 32768 do
+            p = field(pat, 10, p + 1)
+        end
+        return p and 3 or 2, 0
+    end
+end
+
 -- a log's records are written in one SETRANGE per run of slots (two at
 -- most: the ring wraps once), seg holding those not written yet
-local slot, seg, seg_at = 0, nil, 0
+local slot, prov, seg, seg_at = 0, 0, nil, 0
 for i = 0, m do
-    local t, nb, body
+    -- the record: time, topics, cot and a message (bit 0 and 1 of cf),
+    -- template head and tail, what it sent, its prior turn, its opening,
+    -- its bytes
+    local t, tw, tl, ht, se, pr, op, nb, cf, lg
     if i < m then
-        -- the log's record: its time and bytes; the rest is the ring's
-        local o = i * LOGRSZ
-        t = struct.unpack('<I6', log, o + 1)
-        nb = struct.unpack('<I5', log, o + 16)
-        body = string.sub(log, o + 7, o + 15)
+        t, tw, tl, ht, se, pr, op, nb =
+            struct.unpack('<I6HHI3HHHI5', log, i * LOGRSZ + 1)
         if t < newest then
             t = newest
         end
+        cf, lg = floor(tw / 4096) % 2, floor(tw / 8192) % 2 == 1
+        tw, tl = tw % 4096, tl % 4096
     else
-        t, nb = now, nbytes
+        t, tw, tl, ht, se, pr, op, nb = now, topic, topic_last,
+            head + tail * 4096, sent, prior, opening, nbytes
+        cf, lg = floor(flags / 2), long
     end
+    -- bit 0 of the record's flags: a scripted follow-up (a verified one
+    -- whose message this key sent in another conversation); one-shot is
+    -- told by the provenance (0 or 2).  Verified and fabricated requests
+    -- are about what the conversation opened with, others about their
+    -- last user turn
+    local p, again = 0, 0
+    if pr ~= 0 then
+        p, again = check(pr, op, se, lg)
+    end
+    if p == 0 or p == 3 then
+        tw = tl
+    end
+    local rec = struct.pack('<I3HI3HH', floor(t / tu) % B24,
+                            tw + (cf * 2 + again) * 4096 + p * 16384, ht, se,
+                            op)
     local b = floor(t / w)
     if fresh then
         fresh = false
@@ -389,28 +387,33 @@ for i = 0, m do
         cc = cc + 1
     end
     cb = math.min(cb + nb, 1099511627775)
-    if body then
+    if i < m then
         if not seg then
             seg, seg_at = {}, nxt
         end
-        seg[#seg + 1] = struct.pack('<I3', floor(t / tu) % B24) .. body
+        seg[#seg + 1] = rec
         if nxt == RING - 1 or i == m - 1 then
             redis.call('SETRANGE', key, fmt('%d', ROFF + seg_at * RSZ),
                        table.concat(seg))
             seg = nil
         end
+    elseif n == 0 then
+        -- the only record of a new value sits right after the empty
+        -- sub-windows: written with the front below, in one call
+        first = rec
     else
-        local rec = struct.pack('<I3HI3HH', floor(t / tu) % B24, rec_tf,
-                                rec_ht, sent, opening)
-        if n == 0 then
-            -- the only record of a new value sits right after the empty
-            -- sub-windows: written with the front below, in one call
-            first = rec
+        redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+    end
+    if rs and i < m then
+        -- the ring as the next record finds it
+        if n < RING then
+            rs = rs .. rec
         else
-            redis.call('SETRANGE', key, fmt('%d', ROFF + nxt * RSZ), rec)
+            rs = string.sub(rs, 1, nxt * RSZ) .. rec
+                 .. string.sub(rs, (nxt + 1) * RSZ + 1)
         end
     end
-    slot, newest = nxt, t
+    slot, newest, prov = nxt, t, p
     nxt, n = (nxt + 1) % RING, (n < RING) and n + 1 or RING
 end
 

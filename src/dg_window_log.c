@@ -18,44 +18,95 @@
 size_t
 dg_log_record(char *buf, const dg_window_req_t *req, uint64_t now_ms)
 {
-    uint64_t              tf, ht;
+    uint64_t              tw, ht;
     unsigned char        *p;
     const dg_features_t  *f;
 
     f = req->features;
 
-    if (f == NULL || f->prior != 0) {
+    if (f == NULL) {
         return 0;
     }
 
-    /*
-     * as the script stores a request with no history: provenance none,
-     * the topic of its last turn, flags bit 1 cot (bit 0, a scripted
-     * follow-up, needs a history)
-     */
-    tf = f->topic_last % 4096 + (f->cot > 0 ? 2 : 0) * 4096;
+    /* what the script takes from its argument, as it takes it */
+    tw = f->topic % 4096 + (f->cot > 0 ? DG_LOG_COT : 0)
+         + (f->tokens >= DG_MESSAGE_TOKENS ? DG_LOG_LONG : 0);
     ht = dg_fold12(f->template_head) + dg_fold12(f->template_tail) * 4096;
 
     p = (unsigned char *) buf;
 
     dg_le_put(p, now_ms, 6);
-    dg_le_put(p + 6, tf, 2);
-    dg_le_put(p + 8, ht, 3);
-    dg_le_put(p + 11, dg_fold16(f->sent), 2);
-    dg_le_put(p + 13, dg_fold16_opening(f->opening), 2);
-    dg_le_put(p + 15, f->bytes, 5);
+    dg_le_put(p + 6, tw, 2);
+    dg_le_put(p + 8, f->topic_last % 4096, 2);
+    dg_le_put(p + 10, ht, 3);
+    dg_le_put(p + 13, dg_fold16(f->sent), 2);
+    dg_le_put(p + 15, dg_fold16(f->prior), 2);
+    dg_le_put(p + 17, dg_fold16_opening(f->opening), 2);
+    dg_le_put(p + 19, f->bytes, 5);
 
     return DG_LOG_RSZ;
 }
 
 
+/*
+ * The provenance of a record that claims a history (prior), against the
+ * ring's n records as they stand before it: the window script's check
+ * (src/dg_window.lua, "Provenance"), and *again for a verified message
+ * this key sent in another conversation
+ */
+
+static unsigned
+dg_log_provenance(const unsigned char *v, unsigned n, unsigned prior,
+    unsigned opening, unsigned sent, int lg, unsigned *again)
+{
+    unsigned              i, senders, verified, prefix;
+    const unsigned char  *r;
+
+    *again = 0;
+    senders = 0;
+    verified = 0;
+    prefix = 0;
+
+    for (i = 0; i < n; i++) {
+        r = v + DG_WIN_ROFF + i * DG_WIN_RSZ;
+
+        if (dg_le(r + 8, 2) == prior) {
+            senders++;
+            verified |= (dg_le(r + 10, 2) == opening);
+        }
+
+        /* a record of this conversation whose history was not its own */
+        prefix |= (dg_le(r + 10, 2) == opening && dg_le(r + 3, 2) >= 32768);
+    }
+
+    if (!verified && senders != 1) {
+        return prefix ? DG_PROVENANCE_PREFIX : DG_PROVENANCE_FABRICATED;
+    }
+
+    if (lg) {
+        for (i = 0; i < n; i++) {
+            r = v + DG_WIN_ROFF + i * DG_WIN_RSZ;
+
+            if (dg_le(r + 8, 2) == sent && dg_le(r + 10, 2) != opening) {
+                *again = 1;
+                break;
+            }
+        }
+    }
+
+    return DG_PROVENANCE_VERIFIED;
+}
+
+
 unsigned
 dg_window_fold(char *value, int have, const char *log, size_t loglen,
-    uint64_t window_ms, unsigned mine, unsigned *slot, uint64_t *t)
+    uint64_t window_ms, unsigned mine, unsigned *slot, uint64_t *t,
+    unsigned *mprov)
 {
     int                   fresh;
-    unsigned              n, nxt, i, m, s, k1;
-    uint64_t              w, tu, newest, last, b, k, cc, cb, tm;
+    unsigned              n, nxt, i, m, s, k1, prior, opening, sent, prov;
+    unsigned              again;
+    uint64_t              w, tu, newest, last, b, k, cc, cb, tm, tw, topic;
     unsigned char        *p, *r;
     const unsigned char  *q;
 
@@ -145,19 +196,43 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
             cc++;
         }
 
-        cb += dg_le(q + 15, 5);
+        cb += dg_le(q + 19, 5);
         if (cb > DG_U40_MAX) {
             cb = DG_U40_MAX;
         }
 
-        /* the ring record: its 24-bit time, then tf, ht, sent, opening */
+        /*
+         * the ring record as the script makes it: provenance against the
+         * ring before it; verified and fabricated ones are about the
+         * conversation's topic, others about their last turn
+         */
+        tw = dg_le(q + 6, 2);
+        prior = (unsigned) dg_le(q + 15, 2);
+        opening = (unsigned) dg_le(q + 17, 2);
+        sent = (unsigned) dg_le(q + 13, 2);
+        prov = DG_PROVENANCE_NONE;
+        again = 0;
+
+        if (prior) {
+            prov = dg_log_provenance(p, n, prior, opening, sent,
+                                     (tw & DG_LOG_LONG) != 0, &again);
+        }
+
+        topic = (prov == DG_PROVENANCE_NONE || prov == DG_PROVENANCE_PREFIX)
+                ? dg_le(q + 8, 2) % 4096 : tw % 4096;
+
         r = p + DG_WIN_ROFF + nxt * DG_WIN_RSZ;
         dg_le_put(r, (tm / tu) % DG_B24, 3);
-        memcpy(r + 3, q + 6, DG_WIN_RSZ - 3);
+        dg_le_put(r + 3, topic + (((tw & DG_LOG_COT) ? 2 : 0) + again) * 4096
+                         + prov * 16384, 2);
+        memcpy(r + 5, q + 10, 3);
+        dg_le_put(r + 8, sent, 2);
+        dg_le_put(r + 10, opening, 2);
 
         if (i == mine) {
             *slot = nxt;
             *t = tm;
+            *mprov = prov;
         }
 
         newest = tm;

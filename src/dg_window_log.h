@@ -20,17 +20,21 @@
 #include "dg_window.h"
 
 
-#define DG_LOG_RSZ          20          /* now u48, tf u16, ht u24, sent
-                                           u16, opening u16, bytes u40 */
+#define DG_LOG_RSZ          24          /* now u48, topic u16 (DG_LOG_*
+                                           flags), topic_last u16, ht u24,
+                                           sent u16, prior u16, opening
+                                           u16, bytes u40 */
+#define DG_LOG_COT          0x1000      /* the request elicits reasoning */
+#define DG_LOG_LONG         0x2000      /* its last turn is a message */
 #define DG_LOG_MAX          16          /* records a log holds before the
                                            script folds it */
 
 
 /*
- * The record of this request as the script would add it (provenance
- * none: the request claims no history), at now_ms on Redis's clock, into
- * buf (DG_LOG_RSZ bytes).  Returns DG_LOG_RSZ, or 0 if the request
- * claims a history or has no features.
+ * The record of this request at now_ms on Redis's clock, into buf
+ * (DG_LOG_RSZ bytes): what the window script's argument holds of it,
+ * folded as the script takes it.  Returns DG_LOG_RSZ, or 0 without
+ * features.
  */
 size_t dg_log_record(char *buf, const dg_window_req_t *req,
     uint64_t now_ms);
@@ -38,15 +42,16 @@ size_t dg_log_record(char *buf, const dg_window_req_t *req,
 /*
  * Adds the log's records (loglen / DG_LOG_RSZ of them, oldest first) to
  * the window value (DG_WIN_SIZE bytes) exactly as the window script
- * does at its start; a value that is not a window of this layout for
- * window_ms (have == 0: the key has no window) starts afresh, with no
- * limiter state.  *slot and *t get the ring slot and time of record
- * mine (0-based); both are left as they are when the log holds fewer.
- * Returns the records added.
+ * does at its start, a claimed history checked against the ring as it
+ * stands before each record; a value that is not a window of this
+ * layout for window_ms (have == 0: the key has no window) starts
+ * afresh, with no limiter state.  *slot, *t and *prov get the ring
+ * slot, time and provenance of record mine (0-based); they are left as
+ * they are when the log holds fewer.  Returns the records added.
  */
 unsigned dg_window_fold(char *value, int have, const char *log,
     size_t loglen, uint64_t window_ms, unsigned mine, unsigned *slot,
-    uint64_t *t);
+    uint64_t *t, unsigned *prov);
 
 /* APPEND <prefix>:{<key_id>}:p <record>; 0, or -1 on bad arguments */
 int dg_window_append_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,

@@ -29,7 +29,7 @@ my @FIELDS = qw(requests sample topics topic_entropy templates top_template
                 single_turn cot gap_mean_ms gap_cv bytes);
 my @LIMITER = qw(state penalty_ms refused retry_ms remaining now_ms
                  verified fabricated prefix provenance scripted);
-my $LIMITER_WANTED = 0;
+our $LIMITER_WANTED = 0;
 
 sub lua { DG::Harness::slurp("$ROOT/src/$_[0]") }
 
@@ -305,34 +305,52 @@ subtest 'the pending log: folded by the script and by the gateway alike' => sub 
     # to the log between (fb, fd): the values must be the same bytes, and
     # the gateway's fold of the log (window_client FOLD) the same again.
     # Gaps of 0 to 20 sub-windows (3,750 ms), a record of the log older
-    # than the window's newest (a gateway clock behind).  The last
-    # request claims a history: its prior turn was sent by request 10
-    # (pushed out of the ring by the log's records: fabricated) or by
-    # request 140 (still in it: verified)
+    # than the window's newest (a gateway clock behind); one-shot
+    # requests, follow-ups of a conversation of this key (verified; some
+    # a message sent before in another: scripted), made-up histories on
+    # a few openings (fabricated, then prefix).  The last request claims
+    # a turn of request 10 (pushed out of the ring: fabricated) or 140
+    # (verified)
     srand(11);
     my ($t, @req) = ($T0);
     for my $i (1 .. 150) {
         $t += int(rand(3)) ? int(rand(500)) : int(rand(21)) * 3750;
-        push @req, [$t, int(rand(4096)), int(rand(4096)), 1 + 2 * int(rand(2)),
-                    100 + int(rand(5000)), 1000 + $i];
+        # t head tail cot long bytes sent prior opening topic topic_last
+        my %r = (t => $t, head => int(rand(4096)), tail => int(rand(4096)),
+                 cot => int(rand(2)), long => int(rand(2)),
+                 bytes => 100 + int(rand(5000)), sent => 1000 + $i,
+                 prior => 0, opening => 1000 + $i,
+                 topic => $i * 7 % 4096, topic_last => $i * 13 % 4096);
+        if ($i % 6 == 0 && $i > 2) {
+            my $j = $req[$i - 3];
+            @r{qw(prior opening)} = ($j->{sent}, $j->{opening});
+            $r{sent} = 1000 + $i - 6 if $i % 4 == 0;   # said before
+        } elsif ($i % 6 == 3) {
+            @r{qw(prior opening)} = (60000 + $i, 50000 + $i % 4);
+        }
+        push @req, \%r;
     }
-    $req[70][0] -= 5000;
+    $req[70]{t} -= 5000;
     my $args = sub {
         my ($id, $r, $prior) = @_;
+        my %r = (%$r, defined $prior ? (prior => $prior, opening => $prior)
+                                     : ());
+        my $flags = ($r{prior} ? 0 : 1) + 2 * $r{cot} + 4 * $r{long};
         # window topic head tail flags bytes now throttle rate burst
         # shadow topic_last sent prior opening
-        return [$id, $W, 0, $r->[1], $r->[2], $r->[3] - ($prior ? 1 : 0),
-                $r->[4], $r->[0], 0, 0, 0, 0, 0, $r->[5], $prior // 0,
-                $prior // $r->[5]];
+        return [$id, $W, @r{qw(topic head tail)}, $flags, @r{qw(bytes t)},
+                0, 0, 0, 0, @r{qw(topic_last sent prior opening)}];
     };
     my $rec = sub {
         my ($r) = @_;
-        # now u48, tf u16 (topic_last 0; flags bit 1: cot), ht u24, sent,
-        # opening, bytes u40
-        my $tf = ($r->[3] & 2) ? 2 * 4096 : 0;
-        return substr(pack('Q<', $r->[0]), 0, 6) . pack('v', $tf)
-            . substr(pack('V', $r->[1] + $r->[2] * 4096), 0, 3)
-            . pack('vv', $r->[5], $r->[5]) . substr(pack('Q<', $r->[4]), 0, 5);
+        # now u48, topic u16 (bit 12 cot, bit 13 a message), topic_last,
+        # head and tail u24, sent, prior, opening, bytes u40
+        return substr(pack('Q<', $r->{t}), 0, 6)
+            . pack('vv', $r->{topic} + 4096 * $r->{cot} + 8192 * $r->{long},
+                   $r->{topic_last})
+            . substr(pack('V', $r->{head} + $r->{tail} * 4096), 0, 3)
+            . pack('vvv', @$r{qw(sent prior opening)})
+            . substr(pack('Q<', $r->{bytes}), 0, 5);
     };
     # binary values through redis-cli: in hex, made and read by Lua
     my $hex = sub {
@@ -355,23 +373,31 @@ subtest 'the pending log: folded by the script and by the gateway alike' => sub 
     };
 
     my $last = pop @req;
-    for my $case (['fa', 'fb', $req[9][5], 2, 'fabricated'],
-                  ['fc', 'fd', $req[139][5], 1, 'verified'])
+    my %seen;
+    for my $case (['fa', 'fb', $req[9]{sent}, 2, 'fabricated'],
+                  ['fc', 'fd', $req[139]{sent}, 1, 'verified'])
     {
         my ($one, $log, $prior, $prov, $name) = @$case;
-        window(map { $args->($one, $_) } @req);
+        my @p = do {
+            local $LIMITER_WANTED = 1;
+            window(map { $args->($one, $_) } @req);
+        };
+        $seen{$_->{provenance}}++ for @p;
         window($args->($log, $req[0]));
         $append->("dg:{$log}:p", $rec->($_)) for @req[1 .. $#req];
         my ($c) = client("FOLD dg:{$log}:w dg:{$log}:p $W");
         is($c, $hex->("dg:{$one}:w"), "$log: the gateway's fold of "
            . $#req . ' records gives the value the script made of them');
-        my @p = map { $call4->($_, $last, $prior) } $one, $log;
+        @p = map { $call4->($_, $last, $prior) } $one, $log;
         is($p[0]{provenance}, $prov, "$one: the prior turn is $name");
         is($p[1]{provenance}, $prov, "$log: the same after the log");
         is($hex->("dg:{$log}:w"), $hex->("dg:{$one}:w"),
            "$log: the script's fold and its own record: the same value");
         is($redis->cli('EXISTS', "dg:{$log}:p"), 0, "$log: the log is gone");
     }
+    is_deeply([sort keys %seen], [0, 1, 2, 3],
+              'the requests had every provenance')
+        or diag(explain(\%seen));
 };
 
 subtest 'real clock: TIME, sliding, TTLs, expiry' => sub {

@@ -161,15 +161,20 @@ test_plan(void **state)
     assert_true(plan.native);
     assert_false(plan.expire);
 
-    /* a claimed history, a plain rate, a test clock: the script */
+    /* a claimed history too (the fold checks it); a plain rate, a test
+     * clock: the script */
     f.prior = 99;
     dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
-    assert_false(plan.native);
+    assert_true(plan.native);
     f.prior = 0;
     req.rate_ms = 500;
     dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
     assert_false(plan.native);
     req.rate_ms = 0;
+    req.clock_ms = T_NOW;
+    dg_warm_plan(&wm, &req, T_NOW + 200, &plan);
+    assert_false(plan.native);
+    req.clock_ms = 0;
 
     /* a log of DG_LOG_MAX records goes to the script, which folds it */
     dg_warm_learn(&wm, T_KEY, (char *) v, T_W, DG_LOG_MAX);
@@ -261,7 +266,7 @@ test_reply_log(void **state)
                                    T_NOW + 2000),
                      DG_LOG_RSZ);
 
-    app = t_resp_s(":40\r\n");
+    app = t_resp_s(":48\r\n");
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     memset(&p, 0, sizeof(p));
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
@@ -276,6 +281,7 @@ test_reply_log(void **state)
     /* the record as the script stores it: topic of the last turn */
     assert_int_equal(t_get((unsigned char *) value + DG_WIN_ROFF
                            + 2 * DG_WIN_RSZ + 3, 2), 7);
+    assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_NONE);
     freeReplyObject(app);
     freeReplyObject(mget);
 
@@ -283,7 +289,7 @@ test_reply_log(void **state)
     assert_int_equal(dg_log_record((char *) log + 2 * DG_LOG_RSZ, &req,
                                    T_NOW + 2500),
                      DG_LOG_RSZ);
-    app = t_resp_s(":40\r\n");
+    app = t_resp_s(":48\r\n");
     mget = t_mget(w, log, 3 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
                                          &pending, &take),
@@ -291,6 +297,42 @@ test_reply_log(void **state)
     assert_int_equal(v[DG_WREPLY_SLOT], 2);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 4);
     freeReplyObject(mget);
+
+    /*
+     * a follow-up of the conversation the log's first record opened:
+     * verified, about the conversation's topic (the fold checks it
+     * against the ring as it stands before it)
+     */
+    f.prior = 0xabcdef;
+    f.topic = 9;
+    assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
+                                   T_NOW + 2000),
+                     DG_LOG_RSZ);
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_VERIFIED);
+    assert_int_equal(t_get((unsigned char *) value + DG_WIN_ROFF
+                           + 2 * DG_WIN_RSZ + 3, 2), 9 + 16384);
+    freeReplyObject(mget);
+
+    /* a history no record sent: fabricated */
+    f.prior = 0x55aa;
+    assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
+                                   T_NOW + 2000),
+                     DG_LOG_RSZ);
+    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
+    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
+                                         &pending, &take),
+                     0);
+    assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_FABRICATED);
+    freeReplyObject(mget);
+    f.prior = 0;
+    f.topic = 0;
+    assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
+                                   T_NOW + 2000),
+                     DG_LOG_RSZ);
 
     /* penalised: the period the SET NX GET found taken refuses */
     t_window(w, T_NOW + 60000);

@@ -280,7 +280,7 @@ t_fold(redisContext *c, const char *wkey, const char *pkey,
     int          have;
     char         value[DG_WIN_SIZE];
     size_t       i;
-    unsigned     slot;
+    unsigned     slot, prov;
     uint64_t     t;
     redisReply  *w, *l;
 
@@ -300,7 +300,7 @@ t_fold(redisContext *c, const char *wkey, const char *pkey,
     (void) dg_window_fold(value, have,
                           l->type == REDIS_REPLY_STRING ? l->str : NULL,
                           l->type == REDIS_REPLY_STRING ? l->len : 0,
-                          window_ms, 0, &slot, &t);
+                          window_ms, 0, &slot, &t, &prov);
 
     for (i = 0; i < DG_WIN_SIZE; i++) {
         printf("%02x", (unsigned char) value[i]);
