@@ -1,12 +1,12 @@
 /*
  * distill-guard engine: the gateway's own path to a key's window, without
- * the window script.  A request that claims no history, of a key whose
- * window this worker knows is there, APPENDs its record to the key's
- * pending log <prefix>:{<key_id>}:p and reads the window, the log and
- * the throttle back (MGET); a penalised key's throttle is SET
- * <prefix>:{<key_id>}:t NX GET.  The gateway folds the log into the
- * window as the script would (dg_window_fold), and the script folds it
- * for good at its next call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
+ * the window script.  A request of a key whose window this worker knows
+ * is there APPENDs its record to the key's pending log
+ * <prefix>:{<key_id>}:p and reads the window, the log and the throttle
+ * back (MGET); a penalised key's throttle is SET <prefix>:{<key_id>}:t
+ * NX GET.  The gateway folds the log into the window as the script
+ * would (dg_window_fold), and the script folds it for good at its next
+ * call.  Which path a request takes is dg_warm_plan's (src/dg_warm.h).
  * Plain C: no nginx, no hiredis.
  */
 
