@@ -314,17 +314,20 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
     int          rc;
     dg_cmd_t     cmd;
     unsigned     pending, take;
+    uint64_t     log_ms;
     redisReply  *thr;
 
     pending = 0;
     take = 0;
+    log_ms = 0;
 
     if (op->native) {
         thr = (op->native > 1) ? x->reply[op->native - 1] : NULL;
 
         rc = dg_reply_window_log(&op->profile, op->req.window_ms,
                                  x->reply[0], thr, x->reply[x->n - 1],
-                                 op->window, op->wreply, &pending, &take);
+                                 op->window, op->wreply, &pending, &log_ms,
+                                 &take);
 
         /* a penalty another worker or node set: this request's period */
         if (rc == 0 && take
@@ -367,7 +370,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
     op->have_window = 1;
 
     dg_warm_learn(&ngx_dg_warm, op->key_id, op->window, op->req.window_ms,
-                  pending);
+                  pending, log_ms);
 }
 
 

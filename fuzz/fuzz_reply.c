@@ -65,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dg_slot_range_t   ranges[16];
     int64_t           v[DG_WREPLY_N];
     unsigned          pending, take;
+    uint64_t          log_ms;
     char              value[DG_WIN_SIZE];
 
     if (f_huge(data, size)) {
@@ -138,7 +139,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the gateway's own path: APPEND, SET NX GET, MGET */
         if (i + 2 < n
             && dg_reply_window_log(&p, 60000, rep[i], rep[i + 1],
-                                   rep[i + 2], value, v, &pending, &take)
+                                   rep[i + 2], value, v, &pending, &log_ms,
+                                   &take)
                == 0
             && (p.v[DG_PROF_SAMPLE] < 1
                 || p.v[DG_PROF_SAMPLE] > DG_WIN_RING

@@ -37,7 +37,8 @@ dg_reply_window(dg_profile_t *prof, uint64_t window_ms,
 int
 dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     const redisReply *append, const redisReply *thr, const redisReply *mget,
-    char *value, int64_t *v, unsigned *pending, unsigned *take)
+    char *value, int64_t *v, unsigned *pending, uint64_t *log_ms,
+    unsigned *take)
 {
     int                   have;
     size_t                loglen;
@@ -141,6 +142,7 @@ dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     }
 
     *pending = (unsigned) (loglen / DG_LOG_RSZ);
+    *log_ms = *pending ? dg_le((const unsigned char *) log, 6) : 0;
 
     return dg_window_reply(prof, window_ms, value, DG_WIN_SIZE, v,
                            DG_WREPLY_N);

@@ -33,13 +33,15 @@ int dg_reply_window(dg_profile_t *prof, uint64_t window_ms,
  * MGET of the window, the log and the throttle.  The log is folded into
  * the window in value (DG_WIN_SIZE bytes) as the script would; v gets
  * what the script's reply would hold for this request, *pending the
- * records the log held; *take is 1 when the request takes a penalised
- * key's throttle period that no SET NX took for it (the caller's to
- * send).  Returns 0, or -1 when a reply is not what these commands give.
+ * records the log held and *log_ms the time of its oldest (0: none);
+ * *take is 1 when the request takes a penalised key's throttle period
+ * that no SET NX took for it (the caller's to send).  Returns 0, or -1
+ * when a reply is not what these commands give.
  */
 int dg_reply_window_log(dg_profile_t *prof, uint64_t window_ms,
     const redisReply *append, const redisReply *thr, const redisReply *mget,
-    char *value, int64_t *v, unsigned *pending, unsigned *take);
+    char *value, int64_t *v, unsigned *pending, uint64_t *log_ms,
+    unsigned *take);
 
 /* a fan-out counter's reply { keys, conversation keys }; 0 or -1 */
 int dg_reply_fanout(dg_profile_t *prof, dg_fanout_t which,

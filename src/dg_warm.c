@@ -47,7 +47,12 @@ dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req, uint64_t local_ms,
 
     plan->now_ms = (uint64_t) ((int64_t) local_ms + wm->offset_ms);
 
-    if (e->until_ms <= plan->now_ms || e->pending >= DG_LOG_MAX) {
+    if (e->until_ms <= plan->now_ms || e->pending >= DG_LOG_MAX
+        || (e->pending
+            && plan->now_ms > e->log_ms
+                              + (req->window_ms + DG_WIN_SUBW - 1)
+                                / DG_WIN_SUBW))
+    {
         return;
     }
 
@@ -57,7 +62,9 @@ dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req, uint64_t local_ms,
     plan->expire = (e->pending == 0);
 
     /* the next request of this key counts this one's record too */
-    e->pending++;
+    if (e->pending++ == 0) {
+        e->log_ms = plan->now_ms;
+    }
 }
 
 
@@ -79,7 +86,7 @@ dg_warm_clock(dg_warm_t *wm, uint64_t now_ms, uint64_t local_ms)
 
 void
 dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
-    uint64_t window_ms, unsigned pending)
+    uint64_t window_ms, unsigned pending, uint64_t log_ms)
 {
     uint64_t              id, newest;
     dg_warm_entry_t      *e;
@@ -115,6 +122,7 @@ dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
     e->penalty_ms = (p[DG_WIN_STATE_OFF] >= 8)
                     ? dg_le(p + DG_WIN_STATE_OFF + 1, 6) : 0;
     e->pending = pending;
+    e->log_ms = pending ? log_ms : 0;
 }
 
 

@@ -20,7 +20,7 @@
 #include "dg_window.h"
 
 
-#define DG_WARM_SLOTS       16384       /* per worker: 512 KB */
+#define DG_WARM_SLOTS       16384       /* per worker: 640 KB */
 #define DG_WARM_WAYS        4           /* entries a key may take */
 #define DG_WARM_CLOCK_MS    10000       /* an offset this old is asked
                                            afresh (a script call) */
@@ -32,6 +32,8 @@ typedef struct {
     uint64_t            id;             /* the key id's 64 bits; 0: free */
     uint64_t            until_ms;       /* the window is there till then */
     uint64_t            penalty_ms;     /* pu: the penalty's end */
+    uint64_t            log_ms;         /* the log's oldest record, as
+                                           known; 0: no log */
     uint32_t            pending;        /* records in the log, last seen */
     uint32_t            pad;
 } dg_warm_entry_t;
@@ -63,7 +65,8 @@ void dg_warm_init(dg_warm_t *wm, dg_warm_entry_t *entry);
  * since the epoch).  The script's, unless the request has no plain rate
  * and no test clock, the clock's offset is fresh, and the key's window
  * is known to be there with fewer than DG_LOG_MAX records waiting in its
- * log.
+ * log, the oldest of them less than a sub-window old (the log's TTL is
+ * set as it starts: a sparse key's log is folded long before it ends).
  */
 void dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req,
     uint64_t local_ms, dg_warm_plan_t *plan);
@@ -73,10 +76,11 @@ void dg_warm_clock(dg_warm_t *wm, uint64_t now_ms, uint64_t local_ms);
 
 /*
  * What a reply showed of the key: its window (NULL: none; else
- * DG_WIN_SIZE bytes), the records left in its log.
+ * DG_WIN_SIZE bytes), the records left in its log and the time of the
+ * oldest (0: none).
  */
 void dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
-    uint64_t window_ms, unsigned pending);
+    uint64_t window_ms, unsigned pending, uint64_t log_ms);
 
 /* this worker penalised the key until penalty_end_ms */
 void dg_warm_penalise(dg_warm_t *wm, const char *key_id,

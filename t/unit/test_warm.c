@@ -149,7 +149,7 @@ test_plan(void **state)
 
     /* a window seen: the gateway's own path, on Redis's clock */
     t_window(v, 0);
-    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0, T_NOW);
     dg_warm_plan(&wm, &req, T_NOW + 100, &plan);
     assert_true(plan.native);
     assert_true(plan.now_ms == T_NOW + 105);
@@ -177,13 +177,20 @@ test_plan(void **state)
     req.clock_ms = 0;
 
     /* a log of DG_LOG_MAX records goes to the script, which folds it */
-    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, DG_LOG_MAX);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, DG_LOG_MAX, T_NOW);
     dg_warm_plan(&wm, &req, T_NOW + 300, &plan);
+    assert_false(plan.native);
+
+    /* so does a log older than a sub-window (T_W / 16), however short */
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 1, T_NOW);
+    dg_warm_plan(&wm, &req, T_NOW + T_W / 16 - 10, &plan);
+    assert_true(plan.native);
+    dg_warm_plan(&wm, &req, T_NOW + T_W / 16 + 10, &plan);
     assert_false(plan.native);
 
     /* a penalty in the header: with the throttle, its time left */
     t_window(v, T_NOW + 60000);
-    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 1);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 1, T_NOW);
     dg_warm_plan(&wm, &req, T_NOW + 400, &plan);
     assert_true(plan.native && plan.throttle);
     assert_true(plan.penalty_ms == 60000 - 405);
@@ -196,7 +203,7 @@ test_plan(void **state)
     assert_false(plan.native);
 
     /* an offset older than DG_WARM_CLOCK_MS: the script, to renew it */
-    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 0, T_NOW);
     dg_warm_plan(&wm, &req, T_NOW + DG_WARM_CLOCK_MS + 1, &plan);
     assert_false(plan.native);
 }
@@ -229,7 +236,7 @@ test_ways(void **state)
         snprintf(id, sizeof(id), "%016llx", (unsigned long long)
                  (1 + (uint64_t) i * (DG_WARM_SLOTS / DG_WARM_WAYS)));
         t_put(v + 7, T_NOW + (uint64_t) i, 6);
-        dg_warm_learn(&wm, id, (char *) v, T_W, 0);
+        dg_warm_learn(&wm, id, (char *) v, T_W, 0, T_NOW);
     }
 
     for (i = 0; i < 5; i++) {
@@ -247,6 +254,7 @@ test_reply_log(void **state)
 {
     int64_t          v[DG_WREPLY_N];
     unsigned         pending, take;
+    uint64_t         log_ms;
     dg_profile_t     p;
     dg_features_t    f;
     dg_window_req_t  req;
@@ -270,7 +278,7 @@ test_reply_log(void **state)
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     memset(&p, 0, sizeof(p));
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(pending, 2);
     assert_int_equal(take, 0);
@@ -292,7 +300,7 @@ test_reply_log(void **state)
     app = t_resp_s(":48\r\n");
     mget = t_mget(w, log, 3 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_SLOT], 2);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 4);
@@ -310,7 +318,7 @@ test_reply_log(void **state)
                      DG_LOG_RSZ);
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_VERIFIED);
     assert_int_equal(t_get((unsigned char *) value + DG_WIN_ROFF
@@ -324,7 +332,7 @@ test_reply_log(void **state)
                      DG_LOG_RSZ);
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_FABRICATED);
     freeReplyObject(mget);
@@ -339,7 +347,7 @@ test_reply_log(void **state)
     thr = t_resp_s("$13\r\n1700000007000\r\n");
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, thr, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_STATE], 2);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
@@ -352,7 +360,7 @@ test_reply_log(void **state)
     /* a penalty this worker did not know: the MGET's period */
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, "1700000007000");
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
     assert_int_equal(take, 0);
@@ -361,7 +369,7 @@ test_reply_log(void **state)
     /* ... and a free one: this request's to take */
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_NONE);
     assert_int_equal(take, 1);
@@ -370,7 +378,7 @@ test_reply_log(void **state)
     /* no window (released): a fresh one from the log alone */
     mget = t_mget(NULL, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      0);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 2);
     assert_int_equal(v[DG_WREPLY_STATE], 0);
@@ -381,15 +389,15 @@ test_reply_log(void **state)
     app = t_resp_s("-OOM command not allowed\r\n");
     mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      -1);
     assert_int_equal(dg_reply_window_log(&p, T_W, NULL, NULL, mget, value,
-                                         v, &pending, &take),
+                                         v, &pending, &log_ms, &take),
                      -1);
     freeReplyObject(app);
     app = t_bulk(w, 4);
     assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &take),
+                                         &pending, &log_ms, &take),
                      -1);
     freeReplyObject(app);
     freeReplyObject(mget);
