@@ -33,4 +33,25 @@ t_resp_s(const char *resp)
 }
 
 
+/* a bulk string reply of len bytes */
+
+static inline redisReply *
+t_bulk(const unsigned char *data, size_t len)
+{
+    char        *buf;
+    size_t       n;
+    redisReply  *r;
+
+    buf = malloc(len + 32);
+    assert_non_null(buf);
+    n = (size_t) sprintf(buf, "$%zu\r\n", len);
+    memcpy(buf + n, data, len);
+    memcpy(buf + n + len, "\r\n", 2);
+    r = t_resp(buf, n + len + 2);
+    free(buf);
+
+    return r;
+}
+
+
 #endif /* DG_TEST_RESP_H */

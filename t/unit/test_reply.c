@@ -22,27 +22,6 @@ put(unsigned char *p, uint64_t v, unsigned bytes)
 }
 
 
-/* a bulk string reply of len bytes */
-
-static redisReply *
-bulk(const unsigned char *data, size_t len)
-{
-    char        *buf;
-    size_t       n;
-    redisReply  *r;
-
-    buf = malloc(len + 32);
-    assert_non_null(buf);
-    n = (size_t) sprintf(buf, "$%zu\r\n", len);
-    memcpy(buf + n, data, len);
-    memcpy(buf + n + len, "\r\n", 2);
-    r = t_resp(buf, n + len + 2);
-    free(buf);
-
-    return r;
-}
-
-
 /* a window of one record, written at T_NOW; and the script's reply */
 
 static void
@@ -81,8 +60,8 @@ test_window(void **state)
     (void) state;
 
     window_one(w, script);
-    s = bulk(script, sizeof(script));
-    g = bulk(w, sizeof(w));
+    s = t_bulk(script, sizeof(script));
+    g = t_bulk(w, sizeof(w));
 
     memset(&p, 0, sizeof(p));
     assert_int_equal(dg_reply_window(&p, T_W, s, g, value, v), 0);
@@ -92,7 +71,7 @@ test_window(void **state)
 
     /* either reply missing, an error, or the wrong shape: no profile */
     err = t_resp_s("-NOSCRIPT No matching script\r\n");
-    bad = bulk(w, sizeof(w) - 1);
+    bad = t_bulk(w, sizeof(w) - 1);
 
     memset(&p, 0, sizeof(p));
     assert_int_equal(dg_reply_window(&p, T_W, NULL, g, value, v), -1);

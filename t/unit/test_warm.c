@@ -64,25 +64,6 @@ t_window(unsigned char *v, uint64_t penalty_end)
 }
 
 
-static redisReply *
-t_bulk(const unsigned char *data, size_t len)
-{
-    char        *buf;
-    size_t       n;
-    redisReply  *r;
-
-    buf = malloc(len + 32);
-    assert_non_null(buf);
-    n = (size_t) sprintf(buf, "$%zu\r\n", len);
-    memcpy(buf + n, data, len);
-    memcpy(buf + n + len, "\r\n", 2);
-    r = t_resp(buf, n + len + 2);
-    free(buf);
-
-    return r;
-}
-
-
 /* MGET's reply: the window (NULL: none), the log, the throttle */
 
 static redisReply *
@@ -122,6 +103,32 @@ t_mget(const unsigned char *w, const unsigned char *log, size_t loglen,
     free(buf);
 
     return r;
+}
+
+
+/* the replies of the own path: the APPEND's, the throttle's, the MGET's */
+
+static int
+t_log_reply(dg_profile_t *p, redisReply *app, redisReply *thr,
+    const unsigned char *w, const unsigned char *log, unsigned nrec,
+    const char *period, char *value, int64_t *v, unsigned *take)
+{
+    int          rc;
+    unsigned     pending;
+    uint64_t     log_ms;
+    redisReply  *mget;
+
+    mget = t_mget(w, log, nrec * DG_LOG_RSZ, period);
+    rc = dg_reply_window_log(p, T_W, app, thr, mget, value, v, &pending,
+                             &log_ms, take);
+    freeReplyObject(mget);
+
+    if (rc == 0) {
+        assert_int_equal(pending, nrec);
+        assert_true(log_ms == t_get(log, 6));
+    }
+
+    return rc;
 }
 
 
@@ -275,12 +282,10 @@ test_reply_log(void **state)
                      DG_LOG_RSZ);
 
     app = t_resp_s(":48\r\n");
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
     memset(&p, 0, sizeof(p));
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 2, NULL, value, v,
+                                 &take),
                      0);
-    assert_int_equal(pending, 2);
     assert_int_equal(take, 0);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 3);
     assert_true(v[DG_WREPLY_NOW_MS] == (int64_t) (T_NOW + 2000));
@@ -291,20 +296,17 @@ test_reply_log(void **state)
                            + 2 * DG_WIN_RSZ + 3, 2), 7);
     assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_NONE);
     freeReplyObject(app);
-    freeReplyObject(mget);
 
     /* a record appended after this one: this one is still the second */
     assert_int_equal(dg_log_record((char *) log + 2 * DG_LOG_RSZ, &req,
                                    T_NOW + 2500),
                      DG_LOG_RSZ);
     app = t_resp_s(":48\r\n");
-    mget = t_mget(w, log, 3 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 3, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_SLOT], 2);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 4);
-    freeReplyObject(mget);
 
     /*
      * a follow-up of the conversation the log's first record opened:
@@ -316,26 +318,22 @@ test_reply_log(void **state)
     assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
                                    T_NOW + 2000),
                      DG_LOG_RSZ);
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 2, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_VERIFIED);
     assert_int_equal(t_get((unsigned char *) value + DG_WIN_ROFF
                            + 2 * DG_WIN_RSZ + 3, 2), 9 + 16384);
-    freeReplyObject(mget);
 
     /* a history no record sent: fabricated */
     f.prior = 0x55aa;
     assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
                                    T_NOW + 2000),
                      DG_LOG_RSZ);
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 2, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_PROVENANCE], DG_PROVENANCE_FABRICATED);
-    freeReplyObject(mget);
     f.prior = 0;
     f.topic = 0;
     assert_int_equal(dg_log_record((char *) log + DG_LOG_RSZ, &req,
@@ -345,9 +343,8 @@ test_reply_log(void **state)
     /* penalised: the period the SET NX GET found taken refuses */
     t_window(w, T_NOW + 60000);
     thr = t_resp_s("$13\r\n1700000007000\r\n");
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, thr, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, thr, w, log, 2, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_STATE], 2);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
@@ -355,34 +352,27 @@ test_reply_log(void **state)
     assert_int_equal(v[DG_WREPLY_PENALTY_MS], 58000);
     assert_int_equal(take, 0);
     freeReplyObject(thr);
-    freeReplyObject(mget);
 
     /* a penalty this worker did not know: the MGET's period */
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, "1700000007000");
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 2, "1700000007000", value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_THROTTLE);
     assert_int_equal(take, 0);
-    freeReplyObject(mget);
 
     /* ... and a free one: this request's to take */
-    mget = t_mget(w, log, 2 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, w, log, 2, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(v[DG_WREPLY_REFUSED], DG_REFUSED_NONE);
     assert_int_equal(take, 1);
-    freeReplyObject(mget);
 
     /* no window (released): a fresh one from the log alone */
-    mget = t_mget(NULL, log, 2 * DG_LOG_RSZ, NULL);
-    assert_int_equal(dg_reply_window_log(&p, T_W, app, NULL, mget, value, v,
-                                         &pending, &log_ms, &take),
+    assert_int_equal(t_log_reply(&p, app, NULL, NULL, log, 2, NULL, value,
+                                 v, &take),
                      0);
     assert_int_equal(p.v[DG_PROF_REQUESTS], 2);
     assert_int_equal(v[DG_WREPLY_STATE], 0);
-    freeReplyObject(mget);
     freeReplyObject(app);
 
     /* not these commands' replies */
