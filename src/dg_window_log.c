@@ -120,10 +120,11 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     w = (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
     tu = (window_ms + 4194303) / 4194304;
 
-    n = p[1];
-    nxt = p[2];
+    /* the script's test of a window to start afresh (a value that is
+     * not there is not read) */
+    n = have ? p[1] : 0;
+    nxt = have ? p[2] : 0;
 
-    /* the script's test of a window to start afresh */
     fresh = (!have || p[0] != DG_WIN_VERSION || dg_le(p + 3, 4) != w
              || n < 1 || n > DG_WIN_RING || nxt >= DG_WIN_RING
              || (n < DG_WIN_RING && nxt != n));
