@@ -539,7 +539,6 @@ static ngx_int_t
 ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
-    ngx_time_t                          *tp;
     unsigned                             add;
     ngx_dg_op_t                         *op;
     ngx_http_distill_guard_loc_conf_t   *dlcf;
@@ -575,8 +574,7 @@ ngx_http_distill_guard_ask_redis(ngx_http_request_t *r,
      */
     ngx_time_update();
 
-    tp = ngx_timeofday();
-    op->req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+    op->req.now_ms = ngx_dg_epoch_ms();
     op->req.features = &op->features;
     op->req.subnet = op->subnet;
     op->req.throttle_ms = dlcf->throttle.period;
@@ -1344,7 +1342,6 @@ ngx_http_distill_guard_conversation(ngx_http_request_t *r,
     ngx_http_distill_guard_ctx_t *ctx)
 {
     dg_cmd_t                             cmd;
-    ngx_time_t                          *tp;
     dg_window_req_t                      req;
     ngx_http_distill_guard_main_conf_t  *dmcf;
 
@@ -1352,13 +1349,11 @@ ngx_http_distill_guard_conversation(ngx_http_request_t *r,
 
     ngx_memzero(&req, sizeof(dg_window_req_t));
 
-    tp = ngx_timeofday();
-
     req.prefix = (char *) dmcf->prefix.data;
     req.prefix_len = dmcf->prefix.len;
     req.key_id = ctx->key_id;
     req.window_ms = dmcf->window;
-    req.now_ms = (uint64_t) tp->sec * 1000 + tp->msec;
+    req.now_ms = ngx_dg_epoch_ms();
     req.features = &ctx->features;
 
     if (dg_fanout_conv_cmd(&cmd, &req, DG_FANOUT_HEAD, dmcf->fanout_sha)

@@ -307,6 +307,7 @@ void ngx_dg_redis_reply_error(redisReply *reply);
 ngx_dg_op_t *ngx_dg_window_op_alloc(void);
 ngx_int_t ngx_dg_window_send(ngx_dg_op_t *op);
 void ngx_dg_window_penalise(const char *key_id, uint64_t penalty_end_ms);
+uint64_t ngx_dg_epoch_ms(void);
 void ngx_dg_window_exit_process(void);
 
 /* ngx_distill_guard_conf.c */

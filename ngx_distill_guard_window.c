@@ -18,9 +18,9 @@
 
 static void ngx_dg_window_reply(ngx_dg_xchg_t *x);
 static void ngx_dg_window_op_free(ngx_dg_op_t *op);
-static ngx_int_t ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x);
+static ngx_int_t ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x,
+    ngx_http_distill_guard_main_conf_t *dmcf);
 static void ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x);
-static uint64_t ngx_dg_window_local_ms(void);
 
 
 static ngx_dg_op_t  *ngx_dg_window_free;
@@ -103,7 +103,7 @@ ngx_dg_window_xchg(ngx_dg_op_t *op, ngx_uint_t tag)
     x->tag = tag;
 
     if (tag == NGX_DG_TAG_WINDOW) {
-        rc = ngx_dg_window_native(op, x);
+        rc = ngx_dg_window_native(op, x, dmcf);
 
         if (rc == NGX_OK) {
             goto send;
@@ -153,15 +153,12 @@ send:
  */
 
 static ngx_int_t
-ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
+ngx_dg_window_native(ngx_dg_op_t *op, ngx_dg_xchg_t *x,
+    ngx_http_distill_guard_main_conf_t *dmcf)
 {
-    char                                 rec[DG_LOG_RSZ];
-    dg_cmd_t                             cmd;
-    dg_warm_plan_t                       plan;
-    ngx_http_distill_guard_main_conf_t  *dmcf;
-
-    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_distill_guard_module);
+    char            rec[DG_LOG_RSZ];
+    dg_cmd_t        cmd;
+    dg_warm_plan_t  plan;
 
     if (!dmcf->redis.native) {
         return NGX_DECLINED;
@@ -357,7 +354,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
         if (rc == 0) {
             dg_warm_clock(&ngx_dg_warm,
                           (uint64_t) op->wreply[DG_WREPLY_NOW_MS],
-                          ngx_dg_window_local_ms());
+                          ngx_dg_epoch_ms());
         }
     }
 
@@ -383,8 +380,10 @@ ngx_dg_window_penalise(const char *key_id, uint64_t penalty_end_ms)
 }
 
 
-static uint64_t
-ngx_dg_window_local_ms(void)
+/* nginx's cached wall clock, ms since the epoch */
+
+uint64_t
+ngx_dg_epoch_ms(void)
 {
     ngx_time_t  *tp;
 

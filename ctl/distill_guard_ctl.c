@@ -919,11 +919,7 @@ ctl_fold_log(ctl_t *c, redisReply *w, redisReply *log)
     /* the window's length: as given, else 16 of its sub-windows */
     window_ms = c->window_ms;
     if (window_ms == 0 && have) {
-        window_ms = (uint64_t) ((unsigned char) w->str[3]
-                                | (unsigned char) w->str[4] << 8
-                                | (unsigned char) w->str[5] << 16
-                                | (uint32_t) (unsigned char) w->str[6] << 24)
-                    * DG_WIN_SUBW;
+        window_ms = dg_le((unsigned char *) w->str + 3, 4) * DG_WIN_SUBW;
     }
 
     if (log->type != REDIS_REPLY_STRING || log->len < DG_LOG_RSZ

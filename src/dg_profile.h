@@ -101,6 +101,15 @@ dg_le(const unsigned char *p, unsigned bytes)
 }
 
 
+/* a sub-window's width for a window, as the script takes it */
+
+static inline uint64_t
+dg_win_subw(uint64_t window_ms)
+{
+    return (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+}
+
+
 static inline void
 dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
 {

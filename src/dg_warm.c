@@ -49,9 +49,7 @@ dg_warm_plan(dg_warm_t *wm, const dg_window_req_t *req, uint64_t local_ms,
 
     if (e->until_ms <= plan->now_ms || e->pending >= DG_LOG_MAX
         || (e->pending
-            && plan->now_ms > e->log_ms
-                              + (req->window_ms + DG_WIN_SUBW - 1)
-                                / DG_WIN_SUBW))
+            && plan->now_ms > e->log_ms + dg_win_subw(req->window_ms)))
     {
         return;
     }

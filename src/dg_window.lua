@@ -135,17 +135,18 @@ local tu = math.ceil(window / 4194304)
 -- check a claimed history (reading the whole value into Lua costs more
 -- than the rest of the script: the gateway GETs it after this script)
 local hb = redis.call('GETRANGE', key, '0', fmt('%d', FRONT - 1))
-local n, nxt, hw, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0, 0
+local n, nxt, hw, newest, sbyte, pu, rt = 0, 0, 0, 0, 0, 0, 0
 local fresh = true
 if #hb == FRONT then
+    -- the bytes after pu (tt once) are not used: the throttle is KEYS[4]
     local ver
-    ver, n, nxt, hw, newest, sbyte, pu, tt, rt =
+    ver, n, nxt, hw, newest, sbyte, pu, _, rt =
         struct.unpack('<BBBI4I6BI6I6I6', hb)
     fresh = (ver ~= VERSION or hw ~= w or n < 1 or n > RING
              or nxt >= RING or (n < RING and nxt ~= n))
 end
 if fresh then
-    n, nxt, newest, sbyte, pu, tt, rt = 0, 0, 0, 0, 0, 0, 0
+    n, nxt, newest, sbyte, pu, rt = 0, 0, 0, 0, 0, 0
 end
 
 -- The pending log (see above), oldest first: its records come before
@@ -188,7 +189,7 @@ local skey = KEYS[2]
 -- Called with one key, the script keeps no limiter state
 local st = 0
 if not skey then
-    sbyte, pu, tt, rt = 0, 0, 0, 0
+    sbyte, pu, rt = 0, 0, 0
 elseif fresh then
     local lim = redis.call('HMGET', skey, 'st', 'pu', 'rt')
     st = tonumber(lim[1]) or 0

@@ -117,7 +117,7 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
         return 0;
     }
 
-    w = (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+    w = dg_win_subw(window_ms);
     tu = (window_ms + 4194303) / 4194304;
 
     /* the script's test of a window to start afresh (a value that is
@@ -275,13 +275,10 @@ dg_window_append_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
 int
 dg_window_log_expire_cmd(dg_cmd_t *cmd, const dg_window_req_t *req)
 {
-    uint64_t  w;
-
-    w = (req->window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
-
     if (dg_window_key_cmd(cmd, req, "PEXPIRE", 'p') != 0
-        || dg_cmd_addf(cmd, "%llu",
-                       (unsigned long long) (req->window_ms + w)) != 0)
+        || dg_cmd_addf(cmd, "%llu", (unsigned long long)
+                       (req->window_ms + dg_win_subw(req->window_ms)))
+           != 0)
     {
         return -1;
     }
