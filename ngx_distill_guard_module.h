@@ -96,6 +96,8 @@ typedef struct {
     ngx_atomic_t                redis_reconnects;
     ngx_atomic_t                redis_native;   /* windows read without
                                                    the script */
+    ngx_atomic_t                redis_commits;  /* folds the gateway
+                                                   wrote back */
     ngx_atomic_t                redis_tls_handshakes;
     ngx_atomic_t                redis_tls_reused;
     ngx_atomic_t                limit_evicted;
@@ -178,7 +180,7 @@ typedef struct {
 
 /* up to this many commands for one hash slot, answered together */
 #define NGX_DG_XCHG_CMDS            4
-#define NGX_DG_XCHG_BUF             1536
+#define NGX_DG_XCHG_BUF             2048    /* a commit of a whole ring */
 
 typedef struct ngx_dg_xchg_s  ngx_dg_xchg_t;
 

@@ -302,9 +302,10 @@ ngx_dg_stats_json(ngx_http_request_t *r, ngx_dg_stats_t *st, size_t *len)
     }
 
     redis = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                      " s:I, s:I, s:I, s:I}",
+                      " s:I, s:I, s:I, s:I, s:I}",
                       "errors", (json_int_t) st->redis_errors,
                       "native", (json_int_t) st->redis_native,
+                      "commits", (json_int_t) st->redis_commits,
                       "timeouts", (json_int_t) st->redis_timeouts,
                       "unavailable", (json_int_t) st->redis_unavailable,
                       "reconnects", (json_int_t) st->redis_reconnects,
@@ -444,6 +445,10 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "without the window script.\n"
         "# TYPE distill_guard_redis_native_total counter\n"
         "distill_guard_redis_native_total %uA\n"
+        "# HELP distill_guard_redis_commits_total Folds of a key's pending "
+        "log the gateway wrote back.\n"
+        "# TYPE distill_guard_redis_commits_total counter\n"
+        "distill_guard_redis_commits_total %uA\n"
         "# HELP distill_guard_redis_tls_handshakes_total TLS handshakes "
         "with Redis, and of them the resumed sessions.\n"
         "# TYPE distill_guard_redis_tls_handshakes_total counter\n"
@@ -455,7 +460,7 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "distill_guard_redis_workers{state=\"connecting\"} %ui\n"
         "distill_guard_redis_workers{state=\"down\"} %ui\n",
         st->redis_errors, st->redis_timeouts, st->redis_unavailable,
-        st->redis_reconnects, st->redis_native,
+        st->redis_reconnects, st->redis_native, st->redis_commits,
         st->redis_tls_handshakes - st->redis_tls_reused,
         st->redis_tls_reused, w[2], w[1], w[0]);
 

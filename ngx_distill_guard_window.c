@@ -308,12 +308,15 @@ ngx_dg_window_reply(ngx_dg_xchg_t *x)
 static void
 ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
 {
-    int          rc;
-    dg_cmd_t     cmd;
-    unsigned     pending, take;
-    uint64_t     log_ms;
-    redisReply  *thr;
+    int                                  rc;
+    dg_cmd_t                             cmd;
+    unsigned                             pending, take;
+    uint64_t                             log_ms;
+    redisReply                          *thr, *w;
+    ngx_http_distill_guard_main_conf_t  *dmcf;
 
+    dmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_distill_guard_module);
     pending = 0;
     take = 0;
     log_ms = 0;
@@ -345,6 +348,26 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
             && dg_window_log_expire_cmd(&cmd, &op->req) == 0)
         {
             ngx_dg_redis_fire(&cmd);
+        }
+
+        /*
+         * the fold made here, written back once the log holds a few
+         * records: the script's fold costs Redis several times more
+         */
+        w = (rc == 0) ? x->reply[x->n - 1]->element[0] : NULL;
+
+        if (w && pending >= DG_LOG_COMMIT
+            && w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE
+            && dg_warm_commit(&ngx_dg_warm, op->key_id, w->str)
+            && dg_window_commit_cmd(&cmd, &op->req, dmcf->window_sha,
+                                    w->str, op->window,
+                                    (size_t) pending * DG_LOG_RSZ)
+               == 0)
+        {
+            ngx_dg_redis_fire(&cmd);
+            ngx_dg_count(redis_commits);
+            pending = 0;
+            log_ms = 0;
         }
 
     } else {

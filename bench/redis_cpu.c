@@ -6,14 +6,20 @@
  * request from /proc.  bench/redis_cpu.pl runs it; a benchmark, it
  * asserts nothing.
  *
- *   redis_cpu <port> <redis pid> <keys> <requests> <batch> [native]
+ *   redis_cpu <port> <redis pid> <keys> <requests> <batch>
+ *             [native | commit]
  *
  * Each request is the script, then a GET of the value; the bodies are
  * one-shot prompts on 97 templates, as bench/peers.pl sends.  With
  * "native", as the module's worker sends them (src/dg_warm.h): a key's
  * first request and every 17th go to the script, the others APPEND
  * their record to the key's pending log and MGET the window, the log
- * and the throttle (no penalty: no SET).
+ * and the throttle (no penalty: no SET).  With "commit", as the module
+ * sends them now: a key's first request goes to the script, the others
+ * APPEND and MGET, and once the log read back holds DG_LOG_COMMIT
+ * records the client folds it and sends the window script's commit of
+ * the fold (dg_window_commit_cmd) with the next batch, as the worker
+ * fires it.
  */
 
 #include <inttypes.h>
@@ -73,12 +79,51 @@ rc_cpu(long pid)
 }
 
 
+/* a commit of the fold of the log an MGET read, when it is due */
+
+static int
+rc_commit(redisContext *c, redisReply *r, dg_window_req_t *req,
+    const char *sha)
+{
+    char               value[DG_WIN_SIZE];
+    unsigned           slot, prov;
+    uint64_t           t;
+    dg_cmd_t           cmd;
+    const redisReply  *w, *l;
+
+    w = r->element[0];
+    l = r->element[1];
+
+    if (w->type != REDIS_REPLY_STRING || w->len != DG_WIN_SIZE
+        || l->type != REDIS_REPLY_STRING
+        || l->len < DG_LOG_COMMIT * DG_LOG_RSZ)
+    {
+        return 0;
+    }
+
+    memcpy(value, w->str, DG_WIN_SIZE);
+
+    if (dg_window_fold(value, 1, l->str, l->len, req->window_ms, 0, &slot,
+                       &t, &prov)
+            == 0
+        || dg_window_commit_cmd(&cmd, req, sha, w->str, value, l->len) != 0)
+    {
+        return 0;
+    }
+
+    redisAppendCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+
+    return 1;
+}
+
+
 int
 main(int argc, char **argv)
 {
     int               i, j, k, n, nkeys, batch, nreq, done, cmds, native;
+    int               commit, extra, *mget;
     char              rec[DG_LOG_RSZ];
-    unsigned char    *seen;
+    unsigned char    *seen, *restart;
     long              pid;
     char              sha[DG_SHA1_HEX_LEN + 1], (*ids)[DG_KEY_ID_LEN + 1];
     double            c0, c1;
@@ -88,13 +133,17 @@ main(int argc, char **argv)
     dg_features_t     f;
     dg_window_req_t   req;
 
-    if (argc != 6 && !(argc == 7 && strcmp(argv[6], "native") == 0)) {
+    if (argc != 6
+        && !(argc == 7 && (strcmp(argv[6], "native") == 0
+                           || strcmp(argv[6], "commit") == 0)))
+    {
         fprintf(stderr, "usage: redis_cpu <port> <redis pid> <keys> "
-                "<requests> <batch> [native]\n");
+                "<requests> <batch> [native | commit]\n");
         return 2;
     }
 
     native = (argc == 7);
+    commit = native && strcmp(argv[6], "commit") == 0;
 
     pid = atol(argv[2]);
     nkeys = atoi(argv[3]);
@@ -121,7 +170,11 @@ main(int argc, char **argv)
 
     ids = calloc(nkeys, sizeof(*ids));
     seen = calloc(nkeys, 1);
-    if (ids == NULL || seen == NULL) {
+    /* the key of each command of a batch whose reply is an MGET; -1 */
+    mget = calloc(4 * batch, sizeof(int));
+    /* the key's log starts with its next APPEND (its PEXPIRE) */
+    restart = calloc(nkeys, 1);
+    if (ids == NULL || seen == NULL || mget == NULL || restart == NULL) {
         return 1;
     }
 
@@ -142,10 +195,17 @@ main(int argc, char **argv)
     srandom(1);
     done = 0;
     k = 0;
+    extra = 0;
     c0 = rc_cpu(pid);
 
     while (done < nreq) {
-        cmds = 0;
+        /* the commits the last batch's replies called for go first */
+        cmds = extra;
+        extra = 0;
+
+        for (i = 0; i < cmds; i++) {
+            mget[i] = -1;
+        }
 
         for (i = 0; i < batch; i++) {
             /* a one-shot prompt: one of 97 bodies, as bench/peers.pl */
@@ -167,7 +227,18 @@ main(int argc, char **argv)
              */
             n = 0;
 
-            if (native && seen[k] % 17 != 0) {
+            if (commit && seen[k] != 0) {
+                if (((seen[k] == 1 || restart[k])
+                     && dg_window_log_expire_cmd(&cmd[n++], &req) != 0)
+                    || dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
+                    || dg_window_append_cmd(&cmd[n++], &req, rec,
+                                            DG_LOG_RSZ) != 0
+                    || dg_window_mget_cmd(&cmd[n++], &req) != 0)
+                {
+                    return 1;
+                }
+
+            } else if (native && !commit && seen[k] % 17 != 0) {
                 if ((seen[k] % 17 == 1
                      && dg_window_log_expire_cmd(&cmd[n++], &req) != 0)
                     || dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
@@ -187,10 +258,13 @@ main(int argc, char **argv)
             for (j = 0; j < n; j++) {
                 redisAppendCommandArgv(c, cmd[j].argc, cmd[j].argv,
                                        cmd[j].argvlen);
+                mget[cmds + j] = (commit && seen[k] != 0 && j == n - 1)
+                                 ? k : -1;
             }
 
             cmds += n;
-            seen[k]++;
+            seen[k] = (seen[k] == 255) ? 2 : seen[k] + 1;
+            restart[k] = 0;
             k = (k + 1) % nkeys;
         }
 
@@ -203,6 +277,19 @@ main(int argc, char **argv)
             if (r->type == REDIS_REPLY_ERROR) {
                 fprintf(stderr, "error: %s\n", r->str);
                 return 1;
+            }
+
+            if (mget[i] >= 0 && r->type == REDIS_REPLY_ARRAY
+                && r->elements == 3)
+            {
+                req.key_id = ids[mget[i]];
+
+                /* a commit leaves the log empty: the next APPEND starts
+                 * it */
+                if (rc_commit(c, r, &req, sha)) {
+                    restart[mget[i]] = 1;
+                    extra++;
+                }
             }
 
             freeReplyObject(r);

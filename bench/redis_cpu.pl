@@ -5,8 +5,11 @@
 # batches of 16, as the transport pipelines one event-loop turn.  With
 # --script FILE the client sends that script instead of the built one
 # (a variant to compare, in interleaved rounds); with --native also the
-# requests as the module's worker sends a warm key's (16 of 17 APPEND to
-# the pending log and MGET, the 17th the script, which folds the log).
+# requests as the module's worker sends a warm key's (APPEND to the
+# pending log and MGET): once with every 17th request the script, which
+# folds the log (the module before its commits), once with the client
+# folding the log and sending the commit every DG_LOG_COMMIT records, as
+# the module does now.
 # Prints the median Redis CPU per request (utime + stime from /proc) of
 # each; a benchmark, it asserts nothing.
 #
@@ -51,8 +54,9 @@ sub client {
 # [label, client, its extra argument]
 my @clients = map { [$_, client($_), ''] } "$ROOT/src/dg_window.lua",
     @scripts;
-push @clients, map { ["$_->[0], the gateway's own path", $_->[1], 'native'] }
-    @clients if $opt{native};
+push @clients, map { (["$_->[0], the gateway's own path (the script "
+    . 'folds)', $_->[1], 'native'], ["$_->[0], the gateway's own path "
+    . '(commits)', $_->[1], 'commit']) } @clients if $opt{native};
 
 my $redis = DG::Harness::Redis->start;
 DG::Bench::pin(0, $redis->pid);

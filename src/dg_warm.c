@@ -124,6 +124,37 @@ dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
 }
 
 
+int
+dg_warm_commit(dg_warm_t *wm, const char *key_id, const char *old)
+{
+    uint32_t              tag;
+    uint64_t              id;
+    dg_warm_entry_t      *e;
+    const unsigned char  *p;
+
+    e = dg_warm_find(wm, key_id, &id);
+
+    if (e == NULL || e->id != id) {
+        return 1;
+    }
+
+    /* a record changes the newest time, the ring's next slot or the
+     * newest sub-window's count */
+    p = (const unsigned char *) old;
+    tag = (uint32_t) (((dg_le(p + 7, 6) ^ dg_le(p + DG_WIN_HDR, 4) << 20)
+                       ^ (uint64_t) p[2] << 52)
+                      * 0x9e3779b97f4a7c15ULL >> 32) | 1;
+
+    if (e->committed == tag) {
+        return 0;
+    }
+
+    e->committed = tag;
+
+    return 1;
+}
+
+
 void
 dg_warm_penalise(dg_warm_t *wm, const char *key_id, uint64_t penalty_end_ms)
 {

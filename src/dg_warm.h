@@ -35,7 +35,9 @@ typedef struct {
     uint64_t            log_ms;         /* the log's oldest record, as
                                            known; 0: no log */
     uint32_t            pending;        /* records in the log, last seen */
-    uint32_t            pad;
+    uint32_t            committed;      /* the window's front this worker
+                                           last committed a fold on (a
+                                           hash; 0: none) */
 } dg_warm_entry_t;
 
 
@@ -81,6 +83,15 @@ void dg_warm_clock(dg_warm_t *wm, uint64_t now_ms, uint64_t local_ms);
  */
 void dg_warm_learn(dg_warm_t *wm, const char *key_id, const char *value,
     uint64_t window_ms, unsigned pending, uint64_t log_ms);
+
+/*
+ * Whether to commit a fold made on the window whose front (DG_WIN_FRONT
+ * bytes) is old: yes, once per front.  The replies of a hot key's
+ * requests sent before the commit ran all read that front; one commit
+ * covers them (the others would be refused by the script for a front
+ * that changed).
+ */
+int dg_warm_commit(dg_warm_t *wm, const char *key_id, const char *old);
 
 /* this worker penalised the key until penalty_end_ms */
 void dg_warm_penalise(dg_warm_t *wm, const char *key_id,

@@ -22,9 +22,6 @@
                                            2^32 ms and need window < 2^31 */
 
 
-static int dg_window_start(dg_cmd_t *cmd, const dg_window_req_t *req,
-    const char *sha, const char *script, size_t script_len,
-    unsigned numkeys);
 static int dg_window_valid(const char *s, size_t len);
 static size_t dg_milli(char *buf, size_t size, int64_t v);
 
@@ -397,11 +394,7 @@ dg_profile_json(const dg_profile_t *prof, char *buf, size_t size)
 }
 
 
-/*
- * EVALSHA sha numkeys, or EVAL script numkeys; checks what every key name
- * is built from
- */
-static int
+int
 dg_window_start(dg_cmd_t *cmd, const dg_window_req_t *req, const char *sha,
     const char *script, size_t script_len, unsigned numkeys)
 {

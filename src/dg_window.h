@@ -196,6 +196,14 @@ int dg_window_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
 int dg_window_get_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
 
 /*
+ * EVALSHA sha numkeys (sha != NULL), or EVAL script numkeys; checks what
+ * every key name is built from.  0, or -1 on bad arguments.
+ */
+int dg_window_start(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *sha, const char *script, size_t script_len,
+    unsigned numkeys);
+
+/*
  * "<verb> <prefix>:{<key_id>}:<suffix>", the start of a command on one
  * of the key's own keys (w, s, p, t); 0, or -1 on bad arguments.
  */

@@ -79,6 +79,9 @@ and reads the window and the log back (src/dg_window_log.c folds them
 as this script would).  Any call of this script first folds the log,
 oldest first, exactly as if each record had been a call (its
 provenance checked against the ring as it stood then), and deletes it.
+The gateway, which folds the log to read the window anyway, writes its
+fold back once the log holds a few records: a commit, the first branch
+below, costs Redis a fraction of this script's fold.
 
 TTL: set to window_ms plus one sub-window when a sub-window starts:
 after a window without requests all records are stale, and the key is
@@ -107,6 +110,53 @@ local floor = math.floor
 local fmt = string.format
 
 local key = KEYS[1]
+
+-- A commit (keys: the window and the log): the gateway folded the key's
+-- pending log into the window itself (src/dg_window_log.c, the bytes
+-- this script's fold makes) and sends back the parts that changed:
+-- ARGV the window's front as it read it, the log's bytes it folded, the
+-- TTL to set (0: none; a sub-window started), then offset and bytes of
+-- each part.  Written only if the front is still the one read: any call
+-- of this script, a change of state and a release change it (a record
+-- changes the newest sub-window's count), and then nothing is written:
+-- the log stays for the next fold.  The log's first bytes go, those
+-- appended since stay.  The first write is the window's, in place: a
+-- Redis out of memory refuses it before anything changed
+if #ARGV > 1 then
+    local lkey = KEYS[2]
+    if #KEYS ~= 2 or #ARGV % 2 ~= 1 or #ARGV[1] ~= FRONT then
+        return redis.error_reply('ERR distill-guard window: bad arguments')
+    end
+    if redis.call('GETRANGE', key, '0', fmt('%d', FRONT - 1)) ~= ARGV[1] then
+        return 0
+    end
+    local len = tonumber(ARGV[2])
+    local have = redis.call('STRLEN', lkey)
+    if not len or len < 1 or have < len then
+        return 0
+    end
+    -- parts inside the value: it never grows
+    for i = 4, #ARGV, 2 do
+        local at = tonumber(ARGV[i])
+        if not at or at < 0 or at + #ARGV[i + 1] > SIZE then
+            return redis.error_reply('ERR distill-guard window: bad commit')
+        end
+    end
+    for i = 4, #ARGV, 2 do
+        redis.call('SETRANGE', key, ARGV[i], ARGV[i + 1])
+    end
+    if ARGV[3] ~= '0' then
+        redis.call('PEXPIRE', key, ARGV[3])
+    end
+    if have == len then
+        redis.call('DEL', lkey)
+    else
+        redis.call('SET', lkey, redis.call('GETRANGE', lkey, ARGV[2], '-1'),
+                   'KEEPTTL')
+    end
+    return 1
+end
+
 if #ARGV ~= 1 or #ARGV[1] ~= ARGLEN then
     return redis.error_reply('ERR distill-guard window: bad arguments')
 end

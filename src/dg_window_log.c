@@ -15,6 +15,11 @@
 #define DG_U40_MAX          1099511627775ULL
 
 
+static int dg_window_usable(const unsigned char *p, uint64_t w);
+static int dg_window_commit_part(dg_cmd_t *cmd, const char *value,
+    unsigned s, unsigned k);
+
+
 size_t
 dg_log_record(char *buf, const dg_window_req_t *req, uint64_t now_ms)
 {
@@ -98,6 +103,17 @@ dg_log_provenance(const unsigned char *v, unsigned n, unsigned prior,
 }
 
 
+/* the script's test of a window to start afresh, negated */
+
+static int
+dg_window_usable(const unsigned char *p, uint64_t w)
+{
+    return p[0] == DG_WIN_VERSION && dg_le(p + 3, 4) == w
+           && p[1] >= 1 && p[1] <= DG_WIN_RING && p[2] < DG_WIN_RING
+           && (p[1] == DG_WIN_RING || p[2] == p[1]);
+}
+
+
 unsigned
 dg_window_fold(char *value, int have, const char *log, size_t loglen,
     uint64_t window_ms, unsigned mine, unsigned *slot, uint64_t *t,
@@ -120,14 +136,10 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     w = dg_win_subw(window_ms);
     tu = (window_ms + 4194303) / 4194304;
 
-    /* the script's test of a window to start afresh (a value that is
-     * not there is not read) */
-    n = have ? p[1] : 0;
-    nxt = have ? p[2] : 0;
-
-    fresh = (!have || p[0] != DG_WIN_VERSION || dg_le(p + 3, 4) != w
-             || n < 1 || n > DG_WIN_RING || nxt >= DG_WIN_RING
-             || (n < DG_WIN_RING && nxt != n));
+    /* a value that is not there is not read */
+    fresh = !have || !dg_window_usable(p, w);
+    n = fresh ? 0 : p[1];
+    nxt = fresh ? 0 : p[2];
 
     if (fresh) {
         memset(p, 0, DG_WIN_SIZE);
@@ -306,6 +318,94 @@ dg_window_throttle_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
         || dg_cmd_addf(cmd, "%llu", (unsigned long long) px) != 0
         || dg_cmd_add(cmd, "NX", 2) != 0
         || dg_cmd_add(cmd, "GET", 3) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *sha, const char *old, const char *value, size_t loglen)
+{
+    unsigned              m, s, k1;
+    uint64_t              w, ttl;
+    const unsigned char  *o, *v;
+
+    o = (const unsigned char *) old;
+    v = (const unsigned char *) value;
+    m = (unsigned) (loglen / DG_LOG_RSZ);
+    w = dg_win_subw(req->window_ms);
+
+    /* a window started afresh is the script's to write */
+    if (m == 0 || !dg_window_usable(o, w) || !dg_window_usable(v, w)
+        || dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len,
+                           2)
+           != 0)
+    {
+        return -1;
+    }
+
+    /* the TTL as the script sets it: a sub-window started */
+    ttl = (dg_le(v + 7, 6) / w > dg_le(o + 7, 6) / w) ? req->window_ms + w
+                                                       : 0;
+
+    if (dg_window_key_add(cmd, req, 'w') != 0
+        || dg_window_key_add(cmd, req, 'p') != 0
+        || dg_cmd_add(cmd, old, DG_WIN_FRONT) != 0
+        || dg_cmd_addf(cmd, "%u", m * DG_LOG_RSZ) != 0
+        || dg_cmd_addf(cmd, "%llu", (unsigned long long) ttl) != 0
+        || dg_cmd_add(cmd, "0", 1) != 0)
+    {
+        return -1;
+    }
+
+    /* the front, with the closed sub-windows if one started */
+    if (memcmp(o + DG_WIN_FRONT, v + DG_WIN_FRONT,
+               DG_WIN_ROFF - DG_WIN_FRONT)
+        == 0)
+    {
+        if (dg_cmd_add_ref(cmd, value, DG_WIN_FRONT) != 0) {
+            return -1;
+        }
+
+    } else if (dg_cmd_add_ref(cmd, value, DG_WIN_ROFF) != 0) {
+        return -1;
+    }
+
+    /* the ring's records from the slot the first took, in two runs when
+     * the ring wraps */
+    if (m >= DG_WIN_RING) {
+        return dg_window_commit_part(cmd, value, 0, DG_WIN_RING);
+    }
+
+    s = o[2];
+    k1 = (m < DG_WIN_RING - s) ? m : DG_WIN_RING - s;
+
+    if (dg_window_commit_part(cmd, value, s, k1) != 0
+        || (m > k1 && dg_window_commit_part(cmd, value, 0, m - k1) != 0))
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* SETRANGE's offset and bytes of k ring records from slot s */
+
+static int
+dg_window_commit_part(dg_cmd_t *cmd, const char *value, unsigned s,
+    unsigned k)
+{
+    size_t  off;
+
+    off = DG_WIN_ROFF + (size_t) s * DG_WIN_RSZ;
+
+    if (dg_cmd_addf(cmd, "%zu", off) != 0
+        || dg_cmd_add_ref(cmd, value + off, (size_t) k * DG_WIN_RSZ) != 0)
     {
         return -1;
     }

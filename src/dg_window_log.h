@@ -28,6 +28,8 @@
 #define DG_LOG_LONG         0x2000      /* its last turn is a message */
 #define DG_LOG_MAX          16          /* records a log holds before the
                                            script folds it */
+#define DG_LOG_COMMIT       8           /* records the gateway folds
+                                           before it commits its fold */
 
 
 /*
@@ -67,6 +69,20 @@ int dg_window_log_expire_cmd(dg_cmd_t *cmd, const dg_window_req_t *req);
  */
 int dg_window_throttle_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     uint64_t now_ms, uint64_t penalty_ms);
+
+/*
+ * The window script's commit of the gateway's fold: EVALSHA <sha> 2
+ * <prefix>:{<key_id>}:w :p <old front> <loglen> <ttl> then offset and
+ * bytes of each part of value that the fold changed.  old is the window
+ * as read (DG_WIN_ROFF bytes at least), value the same with the log's
+ * first loglen bytes folded in (dg_window_fold); the script writes the
+ * parts if the front is still old's and drops those bytes of the log.
+ * The parts are referred to, not copied: value must outlive cmd.  0, or
+ * -1 when there is nothing to commit (no record, a window started
+ * afresh) or on bad arguments.
+ */
+int dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
+    const char *sha, const char *old, const char *value, size_t loglen);
 
 /*
  * MGET <prefix>:{<key_id>}:w :p :t: the window, the log, and the

@@ -388,6 +388,57 @@ subtest 'the pending log: folded by the script and by the gateway alike' => sub 
         my ($c) = client("FOLD dg:{$log}:w dg:{$log}:p $W");
         is($c, $hex->("dg:{$one}:w"), "$log: the gateway's fold of "
            . $#req . ' records gives the value the script made of them');
+
+        # the gateway's fold written back (the window script's commit):
+        # as is; after a change of state (nothing written); with a
+        # request appended since the read (it stays in the log)
+        my %made;
+        for my $how ('', 'touch', unpack('H*', $rec->($last))) {
+            my $id = $log . ($how eq '' ? 'c' : $how eq 'touch' ? 's'
+                                                                : 'a');
+            window($args->($id, $req[0]));
+            $append->("dg:{$id}:p", $rec->($_)) for @req[1 .. $#req];
+            my $before = $hex->("dg:{$id}:w");
+            my ($got) = client(join ' ', 'COMMIT', "dg:{$id}:w",
+                               "dg:{$id}:p", $W, $WSHA, $how);
+            $made{$id} = [$got, $hex->("dg:{$id}:w"),
+                          $redis->cli('STRLEN', "dg:{$id}:p"),
+                          $redis->cli('PTTL', "dg:{$id}:w"), $before];
+        }
+        # five records at a time: runs of the ring that wrap, sub-windows
+        # started or not
+        my $id = $log . 'r';
+        window($args->($id, $req[0]));
+        my @ok;
+        for (my $i = 1; $i <= $#req; $i += 5) {
+            my $j = $i + 4 < $#req ? $i + 4 : $#req;
+            $append->("dg:{$id}:p", $rec->($_)) for @req[$i .. $j];
+            push @ok, client(join ' ', 'COMMIT', "dg:{$id}:w", "dg:{$id}:p",
+                             $W, $WSHA);
+        }
+        is_deeply([grep { $_ ne '1' } @ok], [],
+                  "$log: " . @ok . ' commits of five records written');
+        is($hex->("dg:{$id}:w"), $hex->("dg:{$one}:w"),
+           "$log: five at a time, the script's value again");
+        my ($as, $st, $ap) = @made{map { $log . $_ } qw(c s a)};
+        is($as->[0], 1, "$log: the commit is written");
+        is($as->[1], $hex->("dg:{$one}:w"),
+           "$log: the committed value is the script's");
+        is($as->[2], 0, "$log: the committed log is gone");
+        ok($as->[3] > 0 && $as->[3] <= $W + $W / 16,
+           "$log: the window's TTL is renewed ($as->[3] ms)");
+        is($st->[0], 0, "$log: after a change of state the commit is not "
+           . 'written');
+        my $touched = $st->[4];
+        substr($touched, 26, 2) = '0a';
+        is($st->[1], $touched, "$log: the window as the change of state "
+           . 'left it');
+        is($st->[2], 24 * $#req, "$log: the log stays for the next fold");
+        is($ap->[0], 1, "$log: with a request appended since, written");
+        is($ap->[1], $hex->("dg:{$one}:w"),
+           "$log: the same value");
+        is($ap->[2], 24, "$log: the request appended since stays in the "
+           . 'log');
         @p = map { $call4->($_, $last, $prior) } $one, $log;
         is($p[0]{provenance}, $prov, "$one: the prior turn is $name");
         is($p[1]{provenance}, $prov, "$log: the same after the log");

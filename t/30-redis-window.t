@@ -12,7 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use DG::Harness;
 use DG::Util qw(chat post window_of requests_of diag_res redis_dump blast
-    http_conf guarded logs_clean);
+    http_conf guarded logs_clean stats);
 use Time::HiRes qw(sleep time);
 
 plan skip_all => 'module not built: ' . DG::Harness::module_path()
@@ -174,6 +174,10 @@ subtest 'exact counts across 2 workers, many connections' => sub {
         or diag("counts: @counts");
     cmp_ok($appends->() - $a0, '>=', $conns * $per / 2,
         'half of them or more without the script (APPEND to the log)');
+    # the gateway wrote its fold back (a commit) at least once every
+    # 16 requests of its own path: the counts above include them
+    cmp_ok(stats($ngx)->{redis}{commits} // 0, '>=',
+        int($conns * $per / 2 / 16), 'the gateway committed its folds');
 
     my $res = post($ngx, '/v1/chat/completions', $key);
     is(requests_of($res), $conns * $per + 1, 'one more: N + 1')

@@ -256,6 +256,129 @@ test_ways(void **state)
 }
 
 
+/* one commit per front the window had: a hot key's replies share one */
+
+static void
+test_commit_once(void **state)
+{
+    dg_warm_t      wm;
+    unsigned char  v[DG_WIN_SIZE];
+
+    (void) state;
+
+    memset(t_entry, 0, sizeof(t_entry));
+    dg_warm_init(&wm, t_entry);
+    t_window(v, 0);
+    dg_warm_learn(&wm, T_KEY, (char *) v, T_W, 8, T_NOW);
+
+    assert_int_equal(dg_warm_commit(&wm, T_KEY, (char *) v), 1);
+    assert_int_equal(dg_warm_commit(&wm, T_KEY, (char *) v), 0);
+
+    /* one more record: the count moves */
+    t_put(v + DG_WIN_HDR, 2, 4);
+    assert_int_equal(dg_warm_commit(&wm, T_KEY, (char *) v), 1);
+    assert_int_equal(dg_warm_commit(&wm, T_KEY, (char *) v), 0);
+
+    /* a new sub-window: newest moves, the count starts again at 1 */
+    t_put(v + 7, T_NOW + T_W / DG_WIN_SUBW, 6);
+    t_put(v + DG_WIN_HDR, 1, 4);
+    assert_int_equal(dg_warm_commit(&wm, T_KEY, (char *) v), 1);
+
+    /* a key this worker does not hold: commit */
+    assert_int_equal(dg_warm_commit(&wm, "fedcba9876543210", (char *) v), 1);
+}
+
+
+/* argument i of cmd: the string s; its number */
+
+static void
+t_arg(const dg_cmd_t *cmd, int i, const char *s)
+{
+    assert_int_equal(cmd->argvlen[i], strlen(s));
+    assert_memory_equal(cmd->argv[i], s, strlen(s));
+}
+
+
+static long long
+t_num(const dg_cmd_t *cmd, int i)
+{
+    char  buf[32];
+
+    assert_true(cmd->argvlen[i] < sizeof(buf));
+    memcpy(buf, cmd->argv[i], cmd->argvlen[i]);
+    buf[cmd->argvlen[i]] = '\0';
+
+    return atoll(buf);
+}
+
+
+/* the commit of a fold: the parts it changed, and no more */
+
+static void
+test_commit_cmd(void **state)
+{
+    char             log[2 * DG_LOG_RSZ];
+    unsigned         slot, prov;
+    uint64_t         t, subw;
+    dg_cmd_t         cmd;
+    dg_features_t    f;
+    dg_window_req_t  req;
+    unsigned char    old[DG_WIN_SIZE], v[DG_WIN_SIZE];
+
+    (void) state;
+
+    t_req(&req, &f);
+    t_window(old, 0);
+    subw = (T_W + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+
+    /* two records in the newest sub-window: the front, two ring slots */
+    dg_log_record(log, &req, T_NOW + 1);
+    dg_log_record(log + DG_LOG_RSZ, &req, T_NOW + 2);
+    memcpy(v, old, DG_WIN_SIZE);
+    assert_int_equal(dg_window_fold((char *) v, 1, log, sizeof(log), T_W, 0,
+                                    &slot, &t, &prov), 2);
+    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
+                                          (char *) v, sizeof(log)), 0);
+    assert_int_equal(cmd.argc, 12);
+    t_arg(&cmd, 2, "2");
+    assert_memory_equal(cmd.argv[5], old, DG_WIN_FRONT);
+    t_arg(&cmd, 6, "48");
+    t_arg(&cmd, 7, "0");
+    t_arg(&cmd, 8, "0");
+    assert_int_equal(cmd.argvlen[9], DG_WIN_FRONT);
+    assert_ptr_equal(cmd.argv[9], (char *) v);
+    assert_int_equal(t_num(&cmd, 10), DG_WIN_ROFF + DG_WIN_RSZ);
+    assert_int_equal(cmd.argvlen[11], 2 * DG_WIN_RSZ);
+
+    /* a full ring whose next slot is the last: two runs; a sub-window
+     * started: the closed ones too, and the TTL */
+    old[1] = DG_WIN_RING;
+    old[2] = DG_WIN_RING - 1;
+    dg_log_record(log, &req, T_NOW + subw);
+    dg_log_record(log + DG_LOG_RSZ, &req, T_NOW + subw + 1);
+    memcpy(v, old, DG_WIN_SIZE);
+    assert_int_equal(dg_window_fold((char *) v, 1, log, sizeof(log), T_W, 0,
+                                    &slot, &t, &prov), 2);
+    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
+                                          (char *) v, sizeof(log)), 0);
+    assert_int_equal(cmd.argc, 14);
+    assert_int_equal(t_num(&cmd, 7), T_W + subw);
+    assert_int_equal(cmd.argvlen[9], DG_WIN_ROFF);
+    assert_int_equal(t_num(&cmd, 10),
+                     DG_WIN_ROFF + (DG_WIN_RING - 1) * DG_WIN_RSZ);
+    assert_int_equal(cmd.argvlen[11], DG_WIN_RSZ);
+    assert_int_equal(t_num(&cmd, 12), DG_WIN_ROFF);
+    assert_int_equal(cmd.argvlen[13], DG_WIN_RSZ);
+
+    /* nothing folded; a window the script would start afresh */
+    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
+                                          (char *) v, DG_LOG_RSZ - 1), -1);
+    old[0] = 0;
+    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
+                                          (char *) v, sizeof(log)), -1);
+}
+
+
 static void
 test_reply_log(void **state)
 {
@@ -400,6 +523,8 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_ways),
+        cmocka_unit_test(test_commit_once),
+        cmocka_unit_test(test_commit_cmd),
         cmocka_unit_test(test_reply_log),
     };
 

@@ -15,7 +15,12 @@
  * "bad" when the engine refuses it.  "FOLD <window key> <log key>
  * <window_ms>" reads both and prints, in hex, the window with the log
  * folded in by the gateway's code (dg_window_fold), nothing changed in
- * Redis.  Other replies: integers, strings
+ * Redis.  "COMMIT <window key> <log key> <window_ms> <sha> [<between>]"
+ * folds the same way and sends the window script's commit of it
+ * (dg_window_commit_cmd) after <between>: "touch" (a change of state
+ * writes the window's state byte) or a log record in hex (a request
+ * appended since the read); prints the commit's reply.
+ * Other replies: integers, strings
  * and errors as redis-cli prints them, arrays flattened on one line.
  *
  *   window_client <port>
@@ -40,7 +45,10 @@ static void t_print(redisContext *c, redisReply *r, const char *argv[],
     int argc);
 static void t_flat(redisReply *r);
 static void t_fold(redisContext *c, const char *wkey, const char *pkey,
-    uint64_t window_ms);
+    uint64_t window_ms, const char *sha, const char *between);
+static void t_commit(redisContext *c, const char *wkey, uint64_t window_ms,
+    const char *sha, const char *old, const char *value, size_t loglen,
+    const char *between);
 static int t_window_call(const char *argv[], int argc);
 static int t_pack(const char *argv[], size_t *lens, int argc, char *packed);
 
@@ -88,7 +96,15 @@ main(int argc, char **argv)
         }
 
         if (strcmp(args[0], "FOLD") == 0 && n == 4) {
-            t_fold(c, args[1], args[2], strtoull(args[3], NULL, 10));
+            t_fold(c, args[1], args[2], strtoull(args[3], NULL, 10), NULL,
+                   NULL);
+            fflush(stdout);
+            continue;
+        }
+
+        if (strcmp(args[0], "COMMIT") == 0 && (n == 5 || n == 6)) {
+            t_fold(c, args[1], args[2], strtoull(args[3], NULL, 10),
+                   args[4], n == 6 ? args[5] : NULL);
             fflush(stdout);
             continue;
         }
@@ -175,6 +191,74 @@ t_print(redisContext *c, redisReply *r, const char *argv[], int argc)
            prof.remaining, prof.now_ms, prof.verified_milli,
            prof.fabricated_milli, prof.prefix_milli, prof.provenance,
            prof.scripted_milli);
+}
+
+
+static void
+t_commit(redisContext *c, const char *wkey, uint64_t window_ms,
+    const char *sha, const char *old, const char *value, size_t loglen,
+    const char *between)
+{
+    char              id[64], prefix[64], rec[DG_LOG_RSZ], *p;
+    size_t            i;
+    unsigned          x;
+    dg_cmd_t          cmd;
+    redisReply       *r;
+    const char       *b, *e;
+    dg_window_req_t   req;
+
+    /* <prefix>:{<key_id>}:w */
+    b = strstr(wkey, ":{");
+    e = b ? strchr(b, '}') : NULL;
+
+    if (e == NULL || (size_t) (b - wkey) >= sizeof(prefix)
+        || (size_t) (e - b - 2) >= sizeof(id))
+    {
+        printf("bad key\n");
+        return;
+    }
+
+    memcpy(prefix, wkey, b - wkey);
+    prefix[b - wkey] = '\0';
+    memcpy(id, b + 2, e - b - 2);
+    id[e - b - 2] = '\0';
+
+    memset(&req, 0, sizeof(req));
+    req.prefix = prefix;
+    req.prefix_len = strlen(prefix);
+    req.key_id = id;
+    req.window_ms = window_ms;
+
+    if (dg_window_commit_cmd(&cmd, &req, sha, old, value, loglen) != 0) {
+        printf("bad\n");
+        return;
+    }
+
+    if (between && strcmp(between, "touch") == 0) {
+        r = redisCommand(c, "SETRANGE %s %d %b", wkey, DG_WIN_STATE_OFF,
+                         "\x0a", (size_t) 1);
+        freeReplyObject(r);
+
+    } else if (between && strlen(between) == 2 * DG_LOG_RSZ) {
+        for (i = 0, p = rec; i < DG_LOG_RSZ; i++) {
+            sscanf(between + 2 * i, "%2x", &x);
+            *p++ = (char) x;
+        }
+
+        r = redisCommand(c, "APPEND %s:{%s}:p %b", prefix, id, rec,
+                         (size_t) DG_LOG_RSZ);
+        freeReplyObject(r);
+    }
+
+    r = redisCommandArgv(c, cmd.argc, cmd.argv, cmd.argvlen);
+    if (r == NULL) {
+        fprintf(stderr, "redis: %s\n", c->errstr);
+        exit(1);
+    }
+
+    t_flat(r);
+    printf("\n");
+    freeReplyObject(r);
 }
 
 
@@ -275,7 +359,7 @@ t_flat(redisReply *r)
 
 static void
 t_fold(redisContext *c, const char *wkey, const char *pkey,
-    uint64_t window_ms)
+    uint64_t window_ms, const char *sha, const char *between)
 {
     int          have;
     char         value[DG_WIN_SIZE];
@@ -302,11 +386,20 @@ t_fold(redisContext *c, const char *wkey, const char *pkey,
                           l->type == REDIS_REPLY_STRING ? l->len : 0,
                           window_ms, 0, &slot, &t, &prov);
 
-    for (i = 0; i < DG_WIN_SIZE; i++) {
-        printf("%02x", (unsigned char) value[i]);
-    }
+    if (sha && !have) {
+        printf("bad\n");
 
-    printf("\n");
+    } else if (sha) {
+        t_commit(c, wkey, window_ms, sha, w->str, value,
+                 l->type == REDIS_REPLY_STRING ? l->len : 0, between);
+
+    } else {
+        for (i = 0; i < DG_WIN_SIZE; i++) {
+            printf("%02x", (unsigned char) value[i]);
+        }
+
+        printf("\n");
+    }
 
     freeReplyObject(w);
     freeReplyObject(l);
