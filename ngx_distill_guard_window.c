@@ -319,6 +319,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
                                                ngx_distill_guard_module);
     pending = 0;
     take = 0;
+    w = NULL;
     log_ms = 0;
 
     if (op->native) {
@@ -388,6 +389,20 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
 
     op->nwreply = DG_WREPLY_N;
     op->have_window = 1;
+
+    /*
+     * the window this worker knew of is gone (released, flushed, lost in
+     * a failover): the script makes it again, with the key's state, at
+     * the key's next request; the log keeps this one's record till then
+     */
+    if (op->native
+        && (w == NULL || w->type != REDIS_REPLY_STRING
+            || w->len != DG_WIN_SIZE
+            || !dg_window_usable(w->str, op->req.window_ms)))
+    {
+        dg_warm_forget(&ngx_dg_warm, op->key_id);
+        return;
+    }
 
     dg_warm_learn(&ngx_dg_warm, op->key_id, op->window, op->req.window_ms,
                   pending, log_ms);

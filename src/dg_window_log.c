@@ -15,7 +15,6 @@
 #define DG_U40_MAX          1099511627775ULL
 
 
-static int dg_window_usable(const unsigned char *p, uint64_t w);
 static int dg_window_commit_part(dg_cmd_t *cmd, const char *value,
     unsigned s, unsigned k);
 
@@ -103,12 +102,14 @@ dg_log_provenance(const unsigned char *v, unsigned n, unsigned prior,
 }
 
 
-/* the script's test of a window to start afresh, negated */
-
-static int
-dg_window_usable(const unsigned char *p, uint64_t w)
+int
+dg_window_usable(const char *value, uint64_t window_ms)
 {
-    return p[0] == DG_WIN_VERSION && dg_le(p + 3, 4) == w
+    const unsigned char  *p;
+
+    p = (const unsigned char *) value;
+
+    return p[0] == DG_WIN_VERSION && dg_le(p + 3, 4) == dg_win_subw(window_ms)
            && p[1] >= 1 && p[1] <= DG_WIN_RING && p[2] < DG_WIN_RING
            && (p[1] == DG_WIN_RING || p[2] == p[1]);
 }
@@ -137,7 +138,7 @@ dg_window_fold(char *value, int have, const char *log, size_t loglen,
     tu = (window_ms + 4194303) / 4194304;
 
     /* a value that is not there is not read */
-    fresh = !have || !dg_window_usable(p, w);
+    fresh = !have || !dg_window_usable(value, window_ms);
     n = fresh ? 0 : p[1];
     nxt = fresh ? 0 : p[2];
 
@@ -340,7 +341,8 @@ dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     w = dg_win_subw(req->window_ms);
 
     /* a window started afresh is the script's to write */
-    if (m == 0 || !dg_window_usable(o, w) || !dg_window_usable(v, w)
+    if (m == 0 || !dg_window_usable(old, req->window_ms)
+        || !dg_window_usable(value, req->window_ms)
         || dg_window_start(cmd, req, sha, dg_window_lua, dg_window_lua_len,
                            2)
            != 0)

@@ -42,6 +42,12 @@ size_t dg_log_record(char *buf, const dg_window_req_t *req,
     uint64_t now_ms);
 
 /*
+ * Whether value (DG_WIN_SIZE bytes) is a window of this layout for
+ * window_ms: else the script, and a fold, start it afresh
+ */
+int dg_window_usable(const char *value, uint64_t window_ms);
+
+/*
  * Adds the log's records (loglen / DG_LOG_RSZ of them, oldest first) to
  * the window value (DG_WIN_SIZE bytes) exactly as the window script
  * does at its start, a claimed history checked against the ring as it

@@ -191,6 +191,24 @@ subtest 'exact counts across 2 workers, many connections' => sub {
         or diag($redis->cli('CLIENT', 'LIST'));
 };
 
+subtest 'a window gone while the workers knew it (flushed, released)' => sub {
+    # both workers know the key's window; it goes (FLUSHALL, a failover,
+    # a release): the next request of each worker finds it gone and
+    # forgets it, the one after goes to the script, which makes the
+    # window again with the log's records
+    my $key = 'sk-t30-gone-0007';
+    my $res;
+    $res = post($ngx, '/v1/x', $key, chat("before $_")) for 1 .. 6;
+    is(requests_of($res), 6, 'six requests') or diag_res($res);
+    my ($w, $p) = map { "t30:{" . key_id($key) . "}:$_" } qw(w p);
+    cmp_ok($redis->cli('DEL', $w, $p), '>=', 1,
+        'the window and its log are deleted');
+    my @n = map { requests_of(post($ngx, '/v1/x', $key, chat("after $_"))) }
+        1 .. 4;
+    is_deeply(\@n, [1 .. 4], 'counted afresh: 1 to 4') or diag("@n");
+    is($redis->cli('EXISTS', $w), 1, 'the window is there again');
+};
+
 subtest 'two nginx instances sharing one Redis' => sub {
     # node a takes the gateway's own path once it knows the key, node b
     # (native=off) always the script, which folds a's pending log
