@@ -97,7 +97,7 @@ typedef struct {
     ngx_atomic_t                redis_native;   /* windows read without
                                                    the script */
     ngx_atomic_t                redis_commits;  /* folds the gateway
-                                                   wrote back */
+                                                   sent back */
     ngx_atomic_t                redis_tls_handshakes;
     ngx_atomic_t                redis_tls_reused;
     ngx_atomic_t                limit_evicted;

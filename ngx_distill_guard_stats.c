@@ -446,7 +446,7 @@ ngx_dg_stats_prometheus(ngx_http_request_t *r, ngx_dg_stats_t *st,
         "# TYPE distill_guard_redis_native_total counter\n"
         "distill_guard_redis_native_total %uA\n"
         "# HELP distill_guard_redis_commits_total Folds of a key's pending "
-        "log the gateway wrote back.\n"
+        "log the gateway sent back.\n"
         "# TYPE distill_guard_redis_commits_total counter\n"
         "distill_guard_redis_commits_total %uA\n"
         "# HELP distill_guard_redis_tls_handshakes_total TLS handshakes "

@@ -284,8 +284,7 @@ main(int argc, char **argv)
             {
                 req.key_id = ids[mget[i]];
 
-                /* a commit leaves the log empty: the next APPEND starts
-                 * it */
+                /* a commit leaves the log empty: the next APPEND starts it */
                 if (rc_commit(c, r, &req, sha)) {
                     restart[mget[i]] = 1;
                     extra++;

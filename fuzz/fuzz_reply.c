@@ -4,8 +4,8 @@
  * the transport does; each reply is then read as a CLUSTER SLOTS map, as
  * an error that may redirect, as a fan-out count, paired with the
  * next as the window exchange's two replies, and with the next two as
- * the replies of the gateway's own path (the log folded in).  Checks that what comes
- * out stays in range.
+ * the replies of the gateway's own path (the log folded in, and its
+ * commit built).  Checks that what comes out stays in range.
  *
  *   make fuzz && build/fuzz/fuzz_reply -max_total_time=60
  */
@@ -18,6 +18,7 @@
 
 #include "dg_cluster.h"
 #include "dg_reply.h"
+#include "dg_window_log.h"
 
 
 #define F_REPLIES  8
@@ -67,10 +68,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned          pending, take;
     uint64_t          log_ms;
     char              value[DG_WIN_SIZE];
+    char              num[16];
+    dg_cmd_t          cmd;
+    redisReply       *w;
+    dg_window_req_t   req;
 
     if (f_huge(data, size)) {
         return 0;
     }
+
+    memset(&req, 0, sizeof(req));
+    req.prefix = "dg";
+    req.prefix_len = 2;
+    req.key_id = "0123456789abcdef";
+    req.window_ms = 60000;
 
     rd = redisReaderCreate();
     if (rd == NULL) {
@@ -141,12 +152,38 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             && dg_reply_window_log(&p, 60000, rep[i], rep[i + 1],
                                    rep[i + 2], value, v, &pending, &log_ms,
                                    &take)
-               == 0
-            && (p.v[DG_PROF_SAMPLE] < 1
-                || p.v[DG_PROF_SAMPLE] > DG_WIN_RING
-                || v[DG_WREPLY_SLOT] >= DG_WIN_RING))
+               == 0)
         {
-            abort();
+            if (p.v[DG_PROF_SAMPLE] < 1
+                || p.v[DG_PROF_SAMPLE] > DG_WIN_RING
+                || v[DG_WREPLY_SLOT] >= DG_WIN_RING)
+            {
+                abort();
+            }
+
+            /* its commit, as the glue builds it: within the value */
+            w = rep[i + 2]->element[0];
+
+            if (w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE
+                && dg_window_commit_cmd(&cmd, &req, "sha", w->str, value,
+                                        (size_t) pending * DG_LOG_RSZ)
+                   == 0)
+            {
+                for (k = 8; k + 1 < cmd.argc; k += 2) {
+                    if (cmd.argvlen[k] >= sizeof(num)) {
+                        abort();
+                    }
+
+                    memcpy(num, cmd.argv[k], cmd.argvlen[k]);
+                    num[cmd.argvlen[k]] = '\0';
+
+                    if (strtoul(num, NULL, 10) + cmd.argvlen[k + 1]
+                        > DG_WIN_SIZE)
+                    {
+                        abort();
+                    }
+                }
+            }
         }
     }
 

@@ -138,8 +138,10 @@ dg_warm_commit(dg_warm_t *wm, const char *key_id, const char *old)
         return 1;
     }
 
-    /* a record changes the newest time, the ring's next slot or the
-     * newest sub-window's count */
+    /*
+     * a record changes the newest time, the ring's next slot or the
+     * newest sub-window's count
+     */
     p = (const unsigned char *) old;
     tag = (uint32_t) (((dg_le(p + 7, 6) ^ dg_le(p + DG_WIN_HDR, 4) << 20)
                        ^ (uint64_t) p[2] << 52)

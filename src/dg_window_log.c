@@ -377,8 +377,10 @@ dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
         return -1;
     }
 
-    /* the ring's records from the slot the first took, in two runs when
-     * the ring wraps */
+    /*
+     * the ring's records from the slot the first took, in two runs when
+     * the ring wraps
+     */
     if (m >= DG_WIN_RING) {
         return dg_window_commit_part(cmd, value, 0, DG_WIN_RING);
     }

@@ -350,8 +350,10 @@ test_commit_cmd(void **state)
     assert_int_equal(t_num(&cmd, 10), DG_WIN_ROFF + DG_WIN_RSZ);
     assert_int_equal(cmd.argvlen[11], 2 * DG_WIN_RSZ);
 
-    /* a full ring whose next slot is the last: two runs; a sub-window
-     * started: the closed ones too, and the TTL */
+    /*
+     * a full ring whose next slot is the last: two runs; a sub-window
+     * started: the closed ones too, and the TTL
+     */
     old[1] = DG_WIN_RING;
     old[2] = DG_WIN_RING - 1;
     dg_log_record(log, &req, T_NOW + subw);
