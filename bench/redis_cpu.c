@@ -121,7 +121,7 @@ int
 main(int argc, char **argv)
 {
     int               i, j, k, n, nkeys, batch, nreq, done, cmds, native;
-    int               commit, extra, *mget;
+    int               commit, extra, own, expire, *mget;
     char              rec[DG_LOG_RSZ];
     unsigned char    *seen, *restart;
     long              pid;
@@ -227,19 +227,13 @@ main(int argc, char **argv)
              */
             n = 0;
 
-            if (commit && seen[k] != 0) {
-                if (((seen[k] == 1 || restart[k])
-                     && dg_window_log_expire_cmd(&cmd[n++], &req) != 0)
-                    || dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
-                    || dg_window_append_cmd(&cmd[n++], &req, rec,
-                                            DG_LOG_RSZ) != 0
-                    || dg_window_mget_cmd(&cmd[n++], &req) != 0)
-                {
-                    return 1;
-                }
+            /* with commits every request but a key's first */
+            own = commit ? seen[k] != 0 : native && seen[k] % 17 != 0;
+            expire = commit ? seen[k] == 1 || restart[k]
+                            : seen[k] % 17 == 1;
 
-            } else if (native && !commit && seen[k] % 17 != 0) {
-                if ((seen[k] % 17 == 1
+            if (own) {
+                if ((expire
                      && dg_window_log_expire_cmd(&cmd[n++], &req) != 0)
                     || dg_log_record(rec, &req, rc_now_ms()) != DG_LOG_RSZ
                     || dg_window_append_cmd(&cmd[n++], &req, rec,

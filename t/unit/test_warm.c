@@ -312,14 +312,36 @@ t_num(const dg_cmd_t *cmd, int i)
 }
 
 
+/*
+ * two records at t and t + 1 in log, folded into v (old's copy), and the
+ * commit of that fold
+ */
+
+static void
+t_fold_commit(dg_cmd_t *cmd, dg_window_req_t *req, const unsigned char *old,
+    unsigned char *v, char *log, uint64_t t)
+{
+    unsigned  slot, prov;
+    uint64_t  tm;
+
+    dg_log_record(log, req, t);
+    dg_log_record(log + DG_LOG_RSZ, req, t + 1);
+    memcpy(v, old, DG_WIN_SIZE);
+
+    assert_int_equal(dg_window_fold((char *) v, 1, log, 2 * DG_LOG_RSZ, T_W,
+                                    0, &slot, &tm, &prov), 2);
+    assert_int_equal(dg_window_commit_cmd(cmd, req, "sha", (const char *) old,
+                                          (char *) v, 2 * DG_LOG_RSZ), 0);
+}
+
+
 /* the commit of a fold: the parts it changed, and no more */
 
 static void
 test_commit_cmd(void **state)
 {
     char             log[2 * DG_LOG_RSZ];
-    unsigned         slot, prov;
-    uint64_t         t, subw;
+    uint64_t         subw;
     dg_cmd_t         cmd;
     dg_features_t    f;
     dg_window_req_t  req;
@@ -332,13 +354,7 @@ test_commit_cmd(void **state)
     subw = (T_W + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
 
     /* two records in the newest sub-window: the front, two ring slots */
-    dg_log_record(log, &req, T_NOW + 1);
-    dg_log_record(log + DG_LOG_RSZ, &req, T_NOW + 2);
-    memcpy(v, old, DG_WIN_SIZE);
-    assert_int_equal(dg_window_fold((char *) v, 1, log, sizeof(log), T_W, 0,
-                                    &slot, &t, &prov), 2);
-    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
-                                          (char *) v, sizeof(log)), 0);
+    t_fold_commit(&cmd, &req, old, v, log, T_NOW + 1);
     assert_int_equal(cmd.argc, 12);
     t_arg(&cmd, 2, "2");
     assert_memory_equal(cmd.argv[5], old, DG_WIN_FRONT);
@@ -356,13 +372,7 @@ test_commit_cmd(void **state)
      */
     old[1] = DG_WIN_RING;
     old[2] = DG_WIN_RING - 1;
-    dg_log_record(log, &req, T_NOW + subw);
-    dg_log_record(log + DG_LOG_RSZ, &req, T_NOW + subw + 1);
-    memcpy(v, old, DG_WIN_SIZE);
-    assert_int_equal(dg_window_fold((char *) v, 1, log, sizeof(log), T_W, 0,
-                                    &slot, &t, &prov), 2);
-    assert_int_equal(dg_window_commit_cmd(&cmd, &req, "sha", (char *) old,
-                                          (char *) v, sizeof(log)), 0);
+    t_fold_commit(&cmd, &req, old, v, log, T_NOW + subw);
     assert_int_equal(cmd.argc, 14);
     assert_int_equal(t_num(&cmd, 7), T_W + subw);
     assert_int_equal(cmd.argvlen[9], DG_WIN_ROFF);
