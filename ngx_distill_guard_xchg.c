@@ -337,7 +337,7 @@ ngx_dg_xchg_done(ngx_dg_xchg_t *x)
                 ngx_dg_count(redis_errors);
 
                 if (r) {
-                    ngx_dg_redis_log_error(" (state write)", r);
+                    ngx_dg_redis_log_error(" (a write not waited for)", r);
                 }
             }
         }
