@@ -76,12 +76,6 @@ uint32_t dg_fold16(uint32_t fp);
 uint32_t dg_fold16_opening(uint32_t fp);
 
 /*
- * Decodes a window value and computes the profile fields (prof->v, and
- * the provenance shares) as of now_ms on Redis's clock.  Returns -1 when
- * the value is not a window of this version holding at least one record;
- * prof is then left as it was.
- */
-/*
  * The value's little-endian fields of 1 to 8 bytes: read, write.  Inline:
  * the profile reads five a record, 128 records a request
  */
@@ -101,15 +95,6 @@ dg_le(const unsigned char *p, unsigned bytes)
 }
 
 
-/* a sub-window's width for a window, as the script takes it */
-
-static inline uint64_t
-dg_win_subw(uint64_t window_ms)
-{
-    return (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
-}
-
-
 static inline void
 dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
 {
@@ -121,6 +106,21 @@ dg_le_put(unsigned char *p, uint64_t v, unsigned bytes)
 }
 
 
+/* a sub-window's width for a window, as the script takes it */
+
+static inline uint64_t
+dg_win_subw(uint64_t window_ms)
+{
+    return (window_ms + DG_WIN_SUBW - 1) / DG_WIN_SUBW;
+}
+
+
+/*
+ * Decodes a window value and computes the profile fields (prof->v, and
+ * the provenance shares) as of now_ms on Redis's clock.  Returns -1 when
+ * the value is not a window of this version holding at least one record;
+ * prof is then left as it was.
+ */
 int dg_profile_compute(dg_profile_t *prof, const char *value, size_t len,
     uint64_t window_ms, int64_t now_ms);
 
