@@ -16,7 +16,7 @@
 
 
 static int dg_window_commit_part(dg_cmd_t *cmd, const char *value,
-    unsigned s, unsigned k);
+    size_t off, size_t len);
 
 
 size_t
@@ -331,7 +331,8 @@ int
 dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     const char *sha, const char *old, const char *value, size_t loglen)
 {
-    unsigned              m, s, k1;
+    size_t                front;
+    unsigned              m, n, s, k1;
     uint64_t              w, ttl;
     const unsigned char  *o, *v;
 
@@ -354,26 +355,19 @@ dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
     ttl = (dg_le(v + 7, 6) / w > dg_le(o + 7, 6) / w) ? req->window_ms + w
                                                        : 0;
 
+    /* the front, with the closed sub-windows if one started */
+    front = (memcmp(o + DG_WIN_FRONT, v + DG_WIN_FRONT,
+                    DG_WIN_ROFF - DG_WIN_FRONT)
+             == 0)
+            ? DG_WIN_FRONT : DG_WIN_ROFF;
+
     if (dg_window_key_add(cmd, req, 'w') != 0
         || dg_window_key_add(cmd, req, 'p') != 0
         || dg_cmd_add(cmd, old, DG_WIN_FRONT) != 0
         || dg_cmd_addf(cmd, "%u", m * DG_LOG_RSZ) != 0
         || dg_cmd_addf(cmd, "%llu", (unsigned long long) ttl) != 0
-        || dg_cmd_add(cmd, "0", 1) != 0)
+        || dg_window_commit_part(cmd, value, 0, front) != 0)
     {
-        return -1;
-    }
-
-    /* the front, with the closed sub-windows if one started */
-    if (memcmp(o + DG_WIN_FRONT, v + DG_WIN_FRONT,
-               DG_WIN_ROFF - DG_WIN_FRONT)
-        == 0)
-    {
-        if (dg_cmd_add_ref(cmd, value, DG_WIN_FRONT) != 0) {
-            return -1;
-        }
-
-    } else if (dg_cmd_add_ref(cmd, value, DG_WIN_ROFF) != 0) {
         return -1;
     }
 
@@ -381,15 +375,17 @@ dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
      * the ring's records from the slot the first took, in two runs when
      * the ring wraps
      */
-    if (m >= DG_WIN_RING) {
-        return dg_window_commit_part(cmd, value, 0, DG_WIN_RING);
-    }
+    n = (m < DG_WIN_RING) ? m : DG_WIN_RING;
+    s = (n < DG_WIN_RING) ? o[2] : 0;
+    k1 = (n < DG_WIN_RING - s) ? n : DG_WIN_RING - s;
 
-    s = o[2];
-    k1 = (m < DG_WIN_RING - s) ? m : DG_WIN_RING - s;
-
-    if (dg_window_commit_part(cmd, value, s, k1) != 0
-        || (m > k1 && dg_window_commit_part(cmd, value, 0, m - k1) != 0))
+    if (dg_window_commit_part(cmd, value, DG_WIN_ROFF + s * DG_WIN_RSZ,
+                              k1 * DG_WIN_RSZ)
+            != 0
+        || (n > k1
+            && dg_window_commit_part(cmd, value, DG_WIN_ROFF,
+                                     (n - k1) * DG_WIN_RSZ)
+               != 0))
     {
         return -1;
     }
@@ -398,18 +394,14 @@ dg_window_commit_cmd(dg_cmd_t *cmd, const dg_window_req_t *req,
 }
 
 
-/* SETRANGE's offset and bytes of k ring records from slot s */
+/* SETRANGE's offset and bytes of the part of value at off */
 
 static int
-dg_window_commit_part(dg_cmd_t *cmd, const char *value, unsigned s,
-    unsigned k)
+dg_window_commit_part(dg_cmd_t *cmd, const char *value, size_t off,
+    size_t len)
 {
-    size_t  off;
-
-    off = DG_WIN_ROFF + (size_t) s * DG_WIN_RSZ;
-
     if (dg_cmd_addf(cmd, "%zu", off) != 0
-        || dg_cmd_add_ref(cmd, value + off, (size_t) k * DG_WIN_RSZ) != 0)
+        || dg_cmd_add_ref(cmd, value + off, len) != 0)
     {
         return -1;
     }
