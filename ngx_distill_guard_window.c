@@ -312,6 +312,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
     dg_cmd_t                             cmd;
     unsigned                             pending, take;
     uint64_t                             log_ms;
+    const char                          *old;
     redisReply                          *thr, *w;
     ngx_http_distill_guard_main_conf_t  *dmcf;
 
@@ -319,7 +320,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
                                                ngx_distill_guard_module);
     pending = 0;
     take = 0;
-    w = NULL;
+    old = NULL;
     log_ms = 0;
 
     if (op->native) {
@@ -351,17 +352,21 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
             ngx_dg_redis_fire(&cmd);
         }
 
+        /* the window as read, when the fold did not start it afresh */
+        w = (rc == 0) ? x->reply[x->n - 1]->element[0] : NULL;
+
+        old = (w && w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE
+               && dg_window_usable(w->str, op->req.window_ms))
+              ? w->str : NULL;
+
         /*
          * the fold made here, written back once the log holds a few
          * records: the script's fold costs Redis several times more
          */
-        w = (rc == 0) ? x->reply[x->n - 1]->element[0] : NULL;
-
-        if (w && pending >= DG_LOG_COMMIT
-            && w->type == REDIS_REPLY_STRING && w->len == DG_WIN_SIZE
-            && dg_warm_commit(&ngx_dg_warm, op->key_id, w->str)
-            && dg_window_commit_cmd(&cmd, &op->req, dmcf->window_sha,
-                                    w->str, op->window,
+        if (old && pending >= DG_LOG_COMMIT
+            && dg_warm_commit(&ngx_dg_warm, op->key_id, old)
+            && dg_window_commit_cmd(&cmd, &op->req, dmcf->window_sha, old,
+                                    op->window,
                                     (size_t) pending * DG_LOG_RSZ)
                == 0)
         {
@@ -395,11 +400,7 @@ ngx_dg_window_learn(ngx_dg_op_t *op, ngx_dg_xchg_t *x)
      * a failover): the script makes it again, with the key's state, at
      * the key's next request; the log keeps this one's record till then
      */
-    if (op->native
-        && (w == NULL || w->type != REDIS_REPLY_STRING
-            || w->len != DG_WIN_SIZE
-            || !dg_window_usable(w->str, op->req.window_ms)))
-    {
+    if (op->native && old == NULL) {
         dg_warm_forget(&ngx_dg_warm, op->key_id);
         return;
     }
