@@ -1242,7 +1242,7 @@ ctl_release(ctl_t *c, const char *key_id)
     char          sname[CTL_ARG_MAX], wname[CTL_ARG_MAX];
     char          pname[CTL_ARG_MAX], tname[CTL_ARG_MAX];
     char          fname[CTL_ARG_MAX], ename[CTL_ARG_MAX], score[32];
-    char          maxlen[16], ttl[16], bst[16], bpu[16], btt[16], brt[16];
+    char          maxlen[16], ttl[16], bst[16], bpu[16], brt[16];
     redisReply   *r;
     ctl_state_t   st;
     long long     had_window;
@@ -1286,7 +1286,7 @@ ctl_release(ctl_t *c, const char *key_id)
     if (st.exists) {
         /* the state hash keeps its TTL; the limiters start afresh */
         freeReplyObject(ctl_cmd(c, "HSET", sname, "st", "0", "pu", "0",
-                                "tt", "0", "rt", "0", NULL));
+                                "rt", "0", NULL));
     }
 
     /* the throttle's period ends with the penalty */
@@ -1303,13 +1303,11 @@ ctl_release(ctl_t *c, const char *key_id)
          */
         snprintf(bst, sizeof(bst), "%d", DG_WIN_STATE_OFF * 8);
         snprintf(bpu, sizeof(bpu), "%d", (DG_WIN_STATE_OFF + 1) * 8);
-        snprintf(btt, sizeof(btt), "%d", (DG_WIN_STATE_OFF + 7) * 8);
         snprintf(brt, sizeof(brt), "%d", (DG_WIN_STATE_OFF + 13) * 8);
 
         freeReplyObject(ctl_cmd(c, "BITFIELD", wname,
                                 "SET", "u8", bst, "0",      /* state */
                                 "SET", "u48", bpu, "0",     /* pu */
-                                "SET", "u48", btt, "0",     /* tt */
                                 "SET", "u48", brt, "0",     /* rt */
                                 NULL));
     }
